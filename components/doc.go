@@ -1,0 +1,22 @@
+// Package components holds one Pulumi component per concern of a Talos cluster's life: its identity
+// (ClusterSecrets), its installer image (InstallerImage), the first install of each node (Install),
+// etcd bootstrap and access (Bootstrap), and every later config change (Rollout).
+//
+// Every constructor has the shape NewX(ctx, name, args, opts...) (*X, error): it registers the
+// component first, parents every child to it, and calls RegisterResourceOutputs last. Args fields
+// that decide which resources exist are plain Go values; data that flows between resources is a
+// Pulumi input.
+package components
+
+// Component type tokens. A rename changes every child's URN: add an alias when you change one.
+const (
+	clusterSecretsType = "homelab:talos:ClusterSecrets"
+	installerImageType = "homelab:talos:InstallerImage"
+	installType        = "homelab:talos:Install"
+	bootstrapType      = "homelab:talos:Bootstrap"
+	rolloutType        = "homelab:talos:Rollout"
+)
+
+// NodeTimeout bounds every operation that talks to a node or waits for it: config applies,
+// bootstrap, kubeconfig retrieval, health checks and each node's reboot.
+const NodeTimeout = "10m"

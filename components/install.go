@@ -1,0 +1,108 @@
+package components
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
+
+	"homelab/internal/stackconfig"
+	"homelab/internal/talosplan"
+)
+
+// InstallArgs configures the first apply of every node.
+type InstallArgs struct {
+	// Cluster is the validated cluster config; one install per node. Required.
+	Cluster stackconfig.Cluster
+	// Talos is the patch data from src/talos. Required.
+	Talos *talosplan.Data
+	// Phase is the config nodes are installed with: BringUp for a new cluster (default CNI first),
+	// Final for an adopted cluster and for nodes that join it.
+	Phase talosplan.Phase
+	// BaseConfigs are the generated configs per role. Required.
+	BaseConfigs BaseConfigs
+	// ClientConfiguration is the Talos admin client certificate. Required.
+	ClientConfiguration machine.ClientConfigurationInput
+	// Image is the installer image component; nodes wait for its factory registration. Required.
+	Image *InstallerImage
+}
+
+// Install gives every node its first config. A node in maintenance mode installs Talos to its disk
+// and reboots into the cluster. Later config changes are the Rollout's: an install is never
+// updated, so its config input is ignored once created.
+type Install struct {
+	pulumi.ResourceState
+
+	// Applies holds each node's install, by node name.
+	Applies map[string]*machine.ConfigurationApply
+	// Phase is the config the nodes were installed with (InstallArgs.Phase).
+	Phase talosplan.Phase
+}
+
+// NewInstall registers one install per node. With Phase BringUp (a new cluster) the nodes install
+// in parallel; with Final (an adopted cluster, whose nodes already run) one after another, so a
+// node whose running config differed in a reboot setting would never reboot alongside another.
+func NewInstall(ctx *pulumi.Context, name string, args *InstallArgs, opts ...pulumi.ResourceOption) (*Install, error) {
+	in := &Install{Applies: map[string]*machine.ConfigurationApply{}, Phase: args.Phase}
+	if err := ctx.RegisterComponentResource(installType, name, in, opts...); err != nil {
+		return nil, err
+	}
+	var previous pulumi.Resource
+	for _, n := range args.Cluster.RollOrder() {
+		patches := args.Talos.NodePatches(args.Cluster, n, args.Phase)
+		// The factory must serve the installer image before a node in maintenance mode pulls it.
+		deps := []pulumi.Resource{args.Image.Schematic}
+		if args.Phase == talosplan.Final && previous != nil {
+			// Adopted nodes take their first managed config one at a time.
+			deps = append(deps, previous)
+		}
+		apply, err := machine.NewConfigurationApply(ctx, name+"-"+n.Name, &machine.ConfigurationApplyArgs{
+			Node:                      pulumi.String(n.Address),
+			Endpoint:                  pulumi.String(n.Address),
+			ClientConfiguration:       args.ClientConfiguration,
+			MachineConfigurationInput: args.BaseConfigs[n.Role],
+			ConfigPatches:             pulumi.ToStringArray(talosplan.Contents(patches)),
+			// Maintenance mode accepts only auto, reboot and try; auto installs and reboots once.
+			ApplyMode: pulumi.String("auto"),
+			OnDestroy: keepNodeOnDestroy(),
+			Timeouts:  nodeTimeouts(),
+		},
+			pulumi.Parent(in),
+			pulumi.DependsOn(deps),
+			// Installed once; the Rollout applies every later change.
+			pulumi.IgnoreChanges([]string{"machineConfigurationInput", "configPatches", "applyMode"}),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("registering the install of node %s: %w", n.Name, err)
+		}
+		in.Applies[n.Name] = apply
+		previous = apply
+	}
+	if err := ctx.RegisterResourceOutputs(in, pulumi.Map{}); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// ControlPlaneApplies returns the installs of the control planes, in stack order.
+func (in *Install) ControlPlaneApplies(c stackconfig.Cluster) []pulumi.Resource {
+	var out []pulumi.Resource
+	for _, n := range c.ControlPlanes() {
+		out = append(out, in.Applies[n.Name])
+	}
+	return out
+}
+
+// keepNodeOnDestroy makes removing an apply from the program leave the node as it is: no reset,
+// no wipe. Resetting a node is a deliberate talosctl reset, never a side effect of pulumi destroy.
+func keepNodeOnDestroy() *machine.ConfigurationApplyOnDestroyArgs {
+	return &machine.ConfigurationApplyOnDestroyArgs{Reset: pulumi.Bool(false), Graceful: pulumi.Bool(true), Reboot: pulumi.Bool(false)}
+}
+
+func nodeTimeouts() *machine.TimeoutArgs {
+	return &machine.TimeoutArgs{
+		Create: pulumi.String(NodeTimeout),
+		Update: pulumi.String(NodeTimeout),
+		Delete: pulumi.String(NodeTimeout),
+	}
+}

@@ -1,0 +1,87 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
+)
+
+// ClusterSecretsArgs configures the cluster identity.
+type ClusterSecretsArgs struct {
+	// Contract is the machine-config version contract (vX.Y) the bundle is created with. Required.
+	Contract string
+}
+
+// ClusterSecrets is the cluster's identity: every CA, key and token of the Talos secrets bundle.
+// It is created once and protected; losing it or regenerating it destroys the cluster.
+type ClusterSecrets struct {
+	pulumi.ResourceState
+
+	// Secrets is the protected secrets bundle.
+	Secrets *machine.Secrets
+	// MachineSecrets feeds machine-config generation (secret).
+	MachineSecrets machine.MachineSecretsOutput
+	// ClientConfiguration is the admin client certificate for the Talos API (secret).
+	ClientConfiguration machine.ClientConfigurationOutput
+	// Contract is Args.Contract once checked against the contract the bundle was created with.
+	Contract pulumi.StringOutput
+}
+
+// NewClusterSecrets creates the secrets bundle, or reads it back from state on every later run.
+func NewClusterSecrets(ctx *pulumi.Context, name string, args *ClusterSecretsArgs, opts ...pulumi.ResourceOption) (*ClusterSecrets, error) {
+	c := &ClusterSecrets{}
+	if err := ctx.RegisterComponentResource(clusterSecretsType, name, c, opts...); err != nil {
+		return nil, err
+	}
+	sec, err := machine.NewSecrets(ctx, name+"-secrets", &machine.SecretsArgs{
+		TalosVersion: pulumi.String(args.Contract),
+	},
+		pulumi.Parent(c),
+		// Destroying or replacing the bundle destroys the cluster: refuse both.
+		pulumi.Protect(true),
+		// A different talosVersion would replace the bundle (new CAs). The contract stays what it
+		// was at creation; Contract below reports a mismatch instead.
+		pulumi.IgnoreChanges([]string{"talosVersion"}),
+		// The provider flags these only in nested schema types; make the state encrypt them.
+		pulumi.AdditionalSecretOutputs([]string{"machineSecrets", "clientConfiguration"}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("registering the Talos secrets bundle: %w", err)
+	}
+	c.Secrets = sec
+	c.MachineSecrets = sec.MachineSecrets
+	c.ClientConfiguration = sec.ClientConfiguration
+	c.Contract = sec.TalosVersion.ApplyT(func(stored string) (string, error) {
+		return checkContract(stored, args.Contract)
+	}).(pulumi.StringOutput)
+	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{"contract": c.Contract}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkContract refuses a contract other than the one the bundle was created with: the generated
+// config of running nodes would change under them. Bundles imported from talosctl record v1.2 or
+// v1.3, which says nothing about the cluster, so those are not compared.
+func checkContract(stored, want string) (string, error) {
+	if stored == "" || stored == want || olderThan(stored, "v1.4") {
+		return want, nil
+	}
+	return "", fmt.Errorf("homelab:cluster.contract: the cluster secrets were created with contract %s, and the config asks for %s; "+
+		"the contract is fixed for the life of a cluster, so set homelab:cluster.contract: %s in the stack file", stored, want, stored)
+}
+
+func olderThan(a, b string) bool {
+	parse := func(s string) (int, int) {
+		major, minor, _ := strings.Cut(strings.TrimPrefix(s, "v"), ".")
+		x, _ := strconv.Atoi(major)
+		y, _ := strconv.Atoi(minor)
+		return x, y
+	}
+	ax, ay := parse(a)
+	bx, by := parse(b)
+	return ax < bx || (ax == bx && ay < by)
+}

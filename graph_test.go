@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"homelab/internal/golden"
+)
+
+// graph renders the registered resource tree as reviewable text: one block per resource, sorted,
+// with its parent, dependencies and the options that decide what the engine may do with it. A
+// rename or re-parent (which needs an alias) or a lost dependency shows up in review.
+func (r *result) graph() string {
+	lines := make([]string, 0, len(r.resources))
+	for _, res := range r.resources {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %s\n", res.Type, res.Name)
+		if p := res.Req.GetParent(); p != "" {
+			fmt.Fprintf(&b, "  parent: %s\n", urnName(p))
+		}
+		deps := res.deps()
+		if len(deps) > 0 {
+			names := make([]string, 0, len(deps))
+			for d := range deps {
+				names = append(names, d)
+			}
+			sort.Strings(names)
+			fmt.Fprintf(&b, "  dependsOn: %s\n", strings.Join(names, ", "))
+		}
+		if res.Req.GetProtect() {
+			b.WriteString("  protect: true\n")
+		}
+		for _, opt := range []struct {
+			name   string
+			values []string
+		}{
+			{"ignoreChanges", res.Req.GetIgnoreChanges()},
+			{"replaceOnChanges", res.Req.GetReplaceOnChanges()},
+			{"additionalSecretOutputs", res.Req.GetAdditionalSecretOutputs()},
+		} {
+			if len(opt.values) > 0 {
+				v := append([]string(nil), opt.values...)
+				sort.Strings(v)
+				fmt.Fprintf(&b, "  %s: %s\n", opt.name, strings.Join(v, ", "))
+			}
+		}
+		if mode, ok := res.Inputs["applyMode"]; ok {
+			fmt.Fprintf(&b, "  applyMode: %s\n", str(mode))
+		}
+		lines = append(lines, b.String())
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "")
+}
+
+func TestResourceGraphMatchesReviewedGolden(t *testing.T) {
+	for name, cluster := range map[string]map[string]any{
+		"norns-adopted":    stack(t, "norns"),
+		"fresh-five-nodes": fiveNodes(t),
+	} {
+		r := mustRun(t, cluster, runOpts{})
+		golden.Check(t, filepath.Join("testdata", "graph", name+".golden"), []byte(r.graph()))
+	}
+}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+
+	_ "homelab/internal/golden" // registers -update for go test ./...
+	"homelab/internal/stackfile"
+	"homelab/internal/talosplan"
+	"homelab/src"
+)
+
+// Tokens the tests look for.
+const (
+	secretsToken   = "talos:machine/secrets:Secrets"
+	applyToken     = "talos:machine/configurationApply:ConfigurationApply"
+	bootstrapToken = "talos:machine/bootstrap:Bootstrap"
+	kubeconfigTok  = "talos:cluster/kubeconfig:Kubeconfig"
+	schematicToken = "talos:imageFactory/schematic:Schematic"
+	commandToken   = "command:local:Command"
+	healthInvoke   = "talos:cluster/getHealth:getHealth"
+	disksInvoke    = "talos:machine/getDisks:getDisks"
+)
+
+// registration is one resource the program registered, with its full request.
+type registration struct {
+	Type, Name string
+	Inputs     resource.PropertyMap
+	Req        *pulumirpc.RegisterResourceRequest
+}
+
+// recorder is a recording mock of the Pulumi engine: it keeps every registration and invoke and
+// answers with plausible outputs.
+type recorder struct {
+	schematicID string
+	// storedContract, when set, is the talosVersion the secrets bundle reports from state.
+	storedContract string
+	mu             sync.Mutex
+	resources      []registration
+	invokes        []string
+}
+
+func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	r.mu.Lock()
+	r.resources = append(r.resources, registration{Type: args.TypeToken, Name: args.Name, Inputs: args.Inputs, Req: args.RegisterRPC})
+	r.mu.Unlock()
+	out := args.Inputs.Copy()
+	id := args.Name + "-id"
+	switch args.TypeToken {
+	case secretsToken:
+		out["machineSecrets"] = resource.NewPropertyValue(map[string]any{
+			"cluster": map[string]any{"id": "cluster-id", "secret": "cluster-secret"},
+		})
+		out["clientConfiguration"] = resource.NewPropertyValue(map[string]any{
+			"caCertificate": "ca", "clientCertificate": "crt", "clientKey": "key",
+		})
+		if r.storedContract != "" {
+			out["talosVersion"] = resource.NewStringProperty(r.storedContract)
+		}
+	case schematicToken:
+		id = r.schematicID
+	case kubeconfigTok:
+		out["kubeconfigRaw"] = resource.NewStringProperty("apiVersion: v1\nkind: Config\n")
+	}
+	return id, out, nil
+}
+
+func (r *recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	r.mu.Lock()
+	r.invokes = append(r.invokes, args.Token)
+	r.mu.Unlock()
+	switch args.Token {
+	case "talos:machine/getConfiguration:getConfiguration":
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"machineConfiguration": "version: v1alpha1 # " + args.Args["machineType"].StringValue(),
+		}), nil
+	case "talos:client/getConfiguration:getConfiguration":
+		return resource.NewPropertyMapFromMap(map[string]any{"talosConfig": "context: lab\n"}), nil
+	case healthInvoke:
+		return resource.NewPropertyMapFromMap(map[string]any{"id": "cluster_health"}), nil
+	}
+	return resource.PropertyMap{}, nil
+}
+
+// stack returns the cluster config of a stack file, as a mutable map.
+func stack(t *testing.T, name string) map[string]any {
+	t.Helper()
+	sf, err := stackfile.Load(".", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := sf.Get("cluster")
+	var c map[string]any
+	if err := json.Unmarshal([]byte(text), &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// freshNorns is norns as a new cluster: nodes in maintenance mode, nothing bootstrapped yet.
+func freshNorns(t *testing.T) map[string]any {
+	c := stack(t, "norns")
+	c["adopt"] = false
+	return c
+}
+
+// fiveNodes is a fresh cluster with three control planes and two workers, listed out of order.
+func fiveNodes(t *testing.T) map[string]any {
+	c := freshNorns(t)
+	c["nodes"] = []any{
+		map[string]any{"name": "w1", "address": "192.168.0.131", "role": "worker"},
+		map[string]any{"name": "urd", "address": "192.168.0.120", "role": "controlplane"},
+		map[string]any{"name": "verdandi", "address": "192.168.0.121", "role": "controlplane"},
+		map[string]any{"name": "w2", "address": "192.168.0.132", "role": "worker"},
+		map[string]any{"name": "skuld", "address": "192.168.0.122", "role": "controlplane"},
+	}
+	return c
+}
+
+// result is one mocked run of the program.
+type result struct {
+	*recorder
+	outputs pulumi.Map
+	err     error
+}
+
+type runOpts struct {
+	preview        bool
+	data           fs.FS
+	storedContract string
+}
+
+// runProgram runs the program under the recording mock with the given cluster config.
+func runProgram(t *testing.T, cluster map[string]any, opts runOpts) *result {
+	t.Helper()
+	if opts.data == nil {
+		opts.data = src.FS
+	}
+	talos, err := talosplan.Load(src.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := json.Marshal(cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &result{recorder: &recorder{schematicID: talos.SchematicID, storedContract: opts.storedContract}}
+	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
+		var err error
+		res.outputs, err = run(ctx, opts.data)
+		return err
+	}, pulumi.WithMocks("homelab", "norns", res.recorder), func(info *pulumi.RunInfo) {
+		info.Config = map[string]string{"homelab:cluster": string(text)}
+		info.DryRun = opts.preview
+	})
+	return res
+}
+
+// mustRun is runProgram for runs that must succeed.
+func mustRun(t *testing.T, cluster map[string]any, opts runOpts) *result {
+	t.Helper()
+	r := runProgram(t, cluster, opts)
+	if r.err != nil {
+		t.Fatalf("program failed: %v", r.err)
+	}
+	return r
+}
+
+func urnName(urn string) string {
+	return urn[strings.LastIndex(urn, "::")+2:]
+}
+
+func urnType(urn string) string {
+	parts := strings.Split(urn, "::")
+	types := strings.Split(parts[len(parts)-2], "$")
+	return types[len(types)-1]
+}
+
+// get returns the one registration of a type and name.
+func (r *result) get(t *testing.T, typ, name string) registration {
+	t.Helper()
+	for _, res := range r.resources {
+		if res.Type == typ && res.Name == name {
+			return res
+		}
+	}
+	t.Fatalf("no %s named %s registered; registered: %s", typ, name, r.names(""))
+	return registration{}
+}
+
+// ofType returns the registrations of a type, sorted by name.
+func (r *result) ofType(typ string) []registration {
+	var out []registration
+	for _, res := range r.resources {
+		if res.Type == typ {
+			out = append(out, res)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (r *result) names(typ string) string {
+	var out []string
+	for _, res := range r.resources {
+		if typ == "" || res.Type == typ {
+			out = append(out, res.Name)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// deps returns the names of a registration's explicit and input dependencies.
+func (reg registration) deps() map[string]bool {
+	out := map[string]bool{}
+	for _, d := range reg.Req.GetDependencies() {
+		out[urnName(d)] = true
+	}
+	for _, pd := range reg.Req.GetPropertyDependencies() {
+		for _, d := range pd.GetUrns() {
+			out[urnName(d)] = true
+		}
+	}
+	return out
+}
+
+// dependsOn reports whether reg depends, directly or through other resources, on the resource named name.
+func (r *result) dependsOn(reg registration, name string) bool {
+	byName := map[string]registration{}
+	for _, res := range r.resources {
+		byName[res.Name] = res
+	}
+	seen := map[string]bool{}
+	var walk func(registration) bool
+	walk = func(x registration) bool {
+		for d := range x.deps() {
+			if d == name {
+				return true
+			}
+			if !seen[d] {
+				seen[d] = true
+				if next, ok := byName[d]; ok && walk(next) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(reg)
+}
+
+// await resolves an output of a finished run.
+func await(t *testing.T, o pulumi.Output) internals.UnsafeAwaitOutputResult {
+	t.Helper()
+	res, err := internals.UnsafeAwaitOutput(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func str(v resource.PropertyValue) string {
+	for v.IsSecret() {
+		v = v.SecretValue().Element
+	}
+	if v.IsString() {
+		return v.StringValue()
+	}
+	return fmt.Sprint(v.V)
+}

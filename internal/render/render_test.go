@@ -1,0 +1,146 @@
+package render_test
+
+import (
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
+	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
+
+	"homelab/internal/golden"
+	"homelab/internal/render"
+	"homelab/internal/stackconfig"
+	"homelab/internal/stackfile"
+	"homelab/internal/talosplan"
+	"homelab/src"
+)
+
+func nornsCluster(t *testing.T) stackconfig.Cluster {
+	t.Helper()
+	sf, err := stackfile.Load("../..", "norns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := stackconfig.Load(sf.Get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Cluster
+}
+
+func fixtureSecrets(t *testing.T) *secrets.Bundle {
+	t.Helper()
+	b, err := secrets.LoadBundle("testdata/secrets.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func renderNorns(t *testing.T, data fs.FS, phase talosplan.Phase) ([]render.Node, error) {
+	t.Helper()
+	talos, err := talosplan.Load(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return render.Render(nornsCluster(t), talos, fixtureSecrets(t), phase)
+}
+
+func TestNornsConfigsMatchReviewedGoldens(t *testing.T) {
+	for _, phase := range []struct {
+		name  string
+		phase talosplan.Phase
+	}{{"final", talosplan.Final}, {"bring-up", talosplan.BringUp}} {
+		nodes, err := renderNorns(t, src.FS, phase.phase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes) != 3 {
+			t.Fatalf("%d nodes rendered, want 3", len(nodes))
+		}
+		for _, n := range nodes {
+			if len(n.Warnings) > 0 {
+				t.Errorf("node %s: Talos validation warns: %v", n.Node.Name, n.Warnings)
+			}
+			golden.Check(t, filepath.Join("testdata", "norns", phase.name, n.Node.Name+".yaml"), n.Config)
+		}
+	}
+}
+
+func TestNornsConfigsCarryTheRunbookSettings(t *testing.T) {
+	nodes, err := renderNorns(t, src.FS, talosplan.Final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		cfg, err := configloader.NewFromBytes(n.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := cfg.RawV1Alpha1()
+		if got := raw.MachineConfig.MachineNetwork.NetworkHostname; got != n.Node.Name {
+			t.Errorf("%s: hostname %q", n.Node.Name, got)
+		}
+		if got := raw.MachineConfig.MachineInstall.InstallDisk; got != "/dev/nvme0n1" {
+			t.Errorf("%s: install disk %q, want /dev/nvme0n1", n.Node.Name, got)
+		}
+		if got := raw.MachineConfig.MachineInstall.InstallImage; !strings.HasPrefix(got, "factory.talos.dev/metal-installer-secureboot/") || !strings.HasSuffix(got, ":v1.11.5") {
+			t.Errorf("%s: installer %q, want the factory secure-boot installer at v1.11.5", n.Node.Name, got)
+		}
+		if got := raw.MachineConfig.MachineKubelet.KubeletExtraConfig.Object["maxPods"]; got != 300 {
+			t.Errorf("%s: kubelet maxPods %v, want 300", n.Node.Name, got)
+		}
+		if got := raw.ClusterConfig.AllowSchedulingOnControlPlanes; got == nil || !*got {
+			t.Errorf("%s: scheduling on control planes is off", n.Node.Name)
+		}
+		if got := raw.ClusterConfig.ClusterName; got != "norns" {
+			t.Errorf("%s: cluster name %q", n.Node.Name, got)
+		}
+		if got := raw.MachineConfig.MachineKubelet.KubeletImage; got != "ghcr.io/siderolabs/kubelet:v1.34.1" {
+			t.Errorf("%s: kubelet image %q, want v1.34.1 with no doubled v", n.Node.Name, got)
+		}
+	}
+}
+
+// srcWith copies src/ into memory and adds or replaces files.
+func srcWith(t *testing.T, files map[string]string) fstest.MapFS {
+	t.Helper()
+	out := fstest.MapFS{}
+	err := fs.WalkDir(src.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(src.FS, path)
+		out[path] = &fstest.MapFile{Data: b}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		out[name] = &fstest.MapFile{Data: []byte(content)}
+	}
+	return out
+}
+
+func TestBadPatchFailsNamingTheFile(t *testing.T) {
+	cases := map[string]string{
+		"unknown field": "machine:\n  kubelet:\n    maxPodz: 10\n",
+		"wrong type":    "machine:\n  kubelet:\n    extraConfig: 12\n",
+		"invalid value": "cluster:\n  network:\n    cni:\n      name: weave\n",
+	}
+	for name, patch := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := renderNorns(t, srcWith(t, map[string]string{"talos/patches/zz-bad.yaml": patch}), talosplan.Final)
+			if err == nil {
+				t.Fatal("a bad patch rendered")
+			}
+			if !strings.Contains(err.Error(), "node urd: src/talos/patches/zz-bad.yaml: ") {
+				t.Errorf("error does not name the node and the file: %v", err)
+			}
+		})
+	}
+}

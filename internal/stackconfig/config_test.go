@@ -1,0 +1,221 @@
+package stackconfig_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	_ "homelab/internal/golden" // registers -update for go test ./...
+	"homelab/internal/stackconfig"
+)
+
+// norns returns the norns cluster as the stack file has it, as a mutable map.
+func norns() map[string]any {
+	return map[string]any{
+		"name":              "norns",
+		"endpoint":          "https://192.168.0.120:6443",
+		"talosVersion":      "v1.11.5",
+		"kubernetesVersion": "v1.34.1",
+		"installDisk":       "/dev/nvme0n1",
+		"secureBoot":        true,
+		"nodes": []any{
+			map[string]any{"name": "urd", "address": "192.168.0.120", "role": "controlplane"},
+			map[string]any{"name": "verdandi", "address": "192.168.0.121", "role": "controlplane"},
+			map[string]any{"name": "skuld", "address": "192.168.0.122", "role": "controlplane"},
+		},
+	}
+}
+
+func node(c map[string]any, i int) map[string]any { return c["nodes"].([]any)[i].(map[string]any) }
+
+func load(t *testing.T, cluster map[string]any) (*stackconfig.Config, []string, error) {
+	t.Helper()
+	b, err := json.Marshal(cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stackconfig.Load(func(key string) (string, bool) {
+		if key == "cluster" {
+			return string(b), true
+		}
+		return "", false
+	})
+}
+
+func TestNornsStackConfigIsValid(t *testing.T) {
+	cfg, warnings, err := load(t, norns())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 0 {
+		t.Errorf("warnings for three control planes: %v", warnings)
+	}
+	for _, n := range cfg.Cluster.Nodes {
+		if n.InstallDisk != "/dev/nvme0n1" {
+			t.Errorf("node %s: effective install disk %q, want the cluster default /dev/nvme0n1", n.Name, n.InstallDisk)
+		}
+	}
+	if got := cfg.Cluster.VersionContract(); got != "v1.11" {
+		t.Errorf("contract %q, want v1.11 from talosVersion v1.11.5", got)
+	}
+}
+
+func TestInvalidConfigNamesKeyAndFix(t *testing.T) {
+	cases := []struct {
+		rule   string
+		mutate func(c map[string]any)
+		want   string // a problem line: key, then the message
+	}{
+		{"unknown key is an error with a suggestion", func(c map[string]any) { node(c, 1)["instalDisk"] = "/dev/sda" },
+			`homelab:cluster.nodes[1].instalDisk: unknown key; did you mean installDisk?`},
+		{"unknown top-level key", func(c map[string]any) { c["vip"] = "192.168.0.100" },
+			`homelab:cluster.vip: unknown key; known keys: adopt, contract, endpoint, installDisk, kubernetesVersion, name, nodes, secureBoot, talosVersion`},
+		{"missing name", func(c map[string]any) { delete(c, "name") },
+			`homelab:cluster.name: required; set the cluster name, a DNS label such as norns`},
+		{"missing endpoint", func(c map[string]any) { delete(c, "endpoint") },
+			`homelab:cluster.endpoint: required; set the Kubernetes API endpoint, e.g. https://192.168.0.120:6443`},
+		{"missing talos version", func(c map[string]any) { delete(c, "talosVersion") },
+			`homelab:cluster.talosVersion: required; set a version of the form vX.Y.Z, e.g. v1.11.5`},
+		{"missing nodes", func(c map[string]any) { delete(c, "nodes") },
+			`homelab:cluster.nodes: required; list at least one node as {name, address, role: controlplane}`},
+		{"missing node address", func(c map[string]any) { delete(node(c, 0), "address") },
+			`homelab:cluster.nodes[0].address: required; set the node's IP address`},
+		{"missing role", func(c map[string]any) { delete(node(c, 2), "role") },
+			`homelab:cluster.nodes[2].role: required; set controlplane or worker`},
+		{"cluster name not a DNS label", func(c map[string]any) { c["name"] = "Norns_Lab" },
+			`homelab:cluster.name: "Norns_Lab" is not a DNS label; use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit`},
+		{"duplicate node name", func(c map[string]any) { node(c, 2)["name"] = "urd" },
+			`homelab:cluster.nodes[2].name: "urd" is already the name of nodes[0]; node names must be unique`},
+		{"duplicate address", func(c map[string]any) { node(c, 1)["address"] = "192.168.0.120" },
+			`homelab:cluster.nodes[1].address: 192.168.0.120 is already the address of nodes[0]; node addresses must be unique`},
+		{"node name not an RFC 1123 hostname", func(c map[string]any) { node(c, 0)["name"] = "Bad_Host!" },
+			`homelab:cluster.nodes[0].name: "Bad_Host!" is not an RFC 1123 hostname; use lowercase letters, digits and '-' (labels of 1-63, separated by dots)`},
+		{"node name label too long", func(c map[string]any) { node(c, 0)["name"] = strings.Repeat("a", 64) },
+			`is not an RFC 1123 hostname`},
+		{"address not an IP", func(c map[string]any) { node(c, 0)["address"] = "urd.lan" },
+			`homelab:cluster.nodes[0].address: "urd.lan" is not an IP address; set the node's IPv4 or IPv6 address, e.g. 192.168.0.120`},
+		{"endpoint without https", func(c map[string]any) { c["endpoint"] = "ftp://192.168.0.120:6443" },
+			`homelab:cluster.endpoint: "ftp://192.168.0.120:6443" must use the https scheme; write it as https://host:port, e.g. https://192.168.0.120:6443`},
+		{"endpoint without port", func(c map[string]any) { c["endpoint"] = "https://192.168.0.120" },
+			`homelab:cluster.endpoint: "https://192.168.0.120" has no port; write it as https://host:port`},
+		{"endpoint with path", func(c map[string]any) { c["endpoint"] = "https://192.168.0.120:6443/api" },
+			`homelab:cluster.endpoint: "https://192.168.0.120:6443/api" must have no user, path or query`},
+		{"endpoint not a URL", func(c map[string]any) { c["endpoint"] = "192.168.0.120" },
+			`homelab:cluster.endpoint: "192.168.0.120" must use the https scheme`},
+		{"no control plane", func(c map[string]any) {
+			for i := range 3 {
+				node(c, i)["role"] = "worker"
+			}
+		}, `homelab:cluster.nodes: no node has role controlplane; a cluster needs at least one control plane`},
+		{"talos version not vX.Y.Z", func(c map[string]any) { c["talosVersion"] = "1.11.5" },
+			`homelab:cluster.talosVersion: "1.11.5" is not of the form vX.Y.Z; write it like v1.11.5`},
+		{"kubernetes version not vX.Y.Z", func(c map[string]any) { c["kubernetesVersion"] = "v1.34" },
+			`homelab:cluster.kubernetesVersion: "v1.34" is not of the form vX.Y.Z; write it like v1.34.1`},
+		{"install disk not under /dev", func(c map[string]any) { c["installDisk"] = "nvme0n1" },
+			`homelab:cluster.installDisk: "nvme0n1" is not an absolute /dev/... path; use the disk's device path, e.g. /dev/nvme0n1`},
+		{"node install disk override not under /dev", func(c map[string]any) { node(c, 1)["installDisk"] = "/mnt/../dev/sda" },
+			`homelab:cluster.nodes[1].installDisk: "/mnt/../dev/sda" is not an absolute /dev/... path`},
+		{"no install disk anywhere", func(c map[string]any) { delete(c, "installDisk") },
+			`homelab:cluster.nodes[0].installDisk: required because homelab:cluster.installDisk is not set; set one of them, e.g. /dev/nvme0n1`},
+		{"unknown role", func(c map[string]any) { node(c, 2)["role"] = "master" },
+			`homelab:cluster.nodes[2].role: "master" is not a role; use controlplane or worker`},
+		{"wrong type", func(c map[string]any) { c["secureBoot"] = "yes" },
+			`homelab:cluster.secureBoot: must be true or false, not the string "yes"`},
+		{"contract not vX.Y", func(c map[string]any) { c["contract"] = "v1.11.5" },
+			`homelab:cluster.contract: "v1.11.5" is not of the form vX.Y; set the contract the cluster was created with, e.g. v1.11`},
+		{"contract newer than Talos", func(c map[string]any) { c["contract"] = "v1.12" },
+			`homelab:cluster.contract: v1.12 is newer than talosVersion v1.11.5, whose nodes reject its config; set it to v1.11 or lower`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.rule, func(t *testing.T) {
+			c := norns()
+			tc.mutate(c)
+			cfg, _, err := load(t, c)
+			var cfgErr *stackconfig.Error
+			if !errors.As(err, &cfgErr) {
+				t.Fatalf("got config %+v and error %v; want a *stackconfig.Error", cfg, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error does not contain %q:\n%s", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	c := norns()
+	node(c, 0)["instalDisk"] = "/dev/sda"
+	node(c, 1)["address"] = "not-an-ip"
+	c["talosVersion"] = "latest"
+	_, _, err := load(t, c)
+	var cfgErr *stackconfig.Error
+	if !errors.As(err, &cfgErr) {
+		t.Fatalf("error %v; want a *stackconfig.Error", err)
+	}
+	keys := map[string]bool{}
+	for _, p := range cfgErr.Problems {
+		keys[p.Key] = true
+	}
+	for _, want := range []string{"homelab:cluster.nodes[0].instalDisk", "homelab:cluster.nodes[1].address", "homelab:cluster.talosVersion"} {
+		if !keys[want] {
+			t.Errorf("no problem reported for %s; got %v", want, cfgErr.Problems)
+		}
+	}
+}
+
+func TestEvenControlPlaneCountIsAWarningNotAnError(t *testing.T) {
+	c := norns()
+	c["nodes"] = c["nodes"].([]any)[:2]
+	_, warnings, err := load(t, c)
+	if err != nil {
+		t.Fatalf("two control planes must not be an error: %v", err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "2 control planes") {
+		t.Errorf("warnings %q; want one about 2 control planes and etcd", warnings)
+	}
+}
+
+func TestMissingClusterKeyIsAnError(t *testing.T) {
+	_, _, err := stackconfig.Load(func(string) (string, bool) { return "", false })
+	if err == nil || !strings.Contains(err.Error(), "homelab:cluster: required") {
+		t.Errorf("error %v; want homelab:cluster: required", err)
+	}
+}
+
+func TestNodeInstallDiskOverridesClusterDefault(t *testing.T) {
+	c := norns()
+	node(c, 2)["installDisk"] = "/dev/sda"
+	cfg, _, err := load(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Cluster.Nodes[2].InstallDisk; got != "/dev/sda" {
+		t.Errorf("skuld install disk %q, want its override /dev/sda", got)
+	}
+	if got := cfg.Cluster.Nodes[0].InstallDisk; got != "/dev/nvme0n1" {
+		t.Errorf("urd install disk %q, want the default /dev/nvme0n1", got)
+	}
+}
+
+func TestRollOrderPutsControlPlanesFirst(t *testing.T) {
+	c := norns()
+	c["nodes"] = []any{
+		map[string]any{"name": "w1", "address": "10.0.0.11", "role": "worker"},
+		map[string]any{"name": "cp1", "address": "10.0.0.1", "role": "controlplane"},
+		map[string]any{"name": "w2", "address": "10.0.0.12", "role": "worker"},
+		map[string]any{"name": "cp2", "address": "10.0.0.2", "role": "controlplane"},
+		map[string]any{"name": "cp3", "address": "10.0.0.3", "role": "controlplane"},
+	}
+	cfg, _, err := load(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range cfg.Cluster.RollOrder() {
+		got = append(got, n.Name)
+	}
+	if strings.Join(got, ",") != "cp1,cp2,cp3,w1,w2" {
+		t.Errorf("roll order %v; want control planes in stack order, then workers", got)
+	}
+}

@@ -1,0 +1,99 @@
+// Package stackfile reads Pulumi.yaml and Pulumi.<stack>.yaml from a project directory the way the
+// Pulumi CLI does, for the tools that run without the CLI: cmd/render and the tests. It also checks
+// what the CLI checks only in its heavy engine package: every stack value against the type Pulumi.yaml
+// declares, no undeclared homelab:* key, and no missing key that has no default.
+package stackfile
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+
+	"homelab/internal/stackconfig"
+)
+
+// Stack is a loaded stack file.
+type Stack struct {
+	Name    string
+	Project *workspace.Project
+	// values holds the project's keys (without namespace) as raw text; objects as JSON.
+	values map[string]string
+}
+
+// Load reads dir/Pulumi.yaml and dir/Pulumi.<stack>.yaml and checks the stack's homelab:* values
+// against the declarations in Pulumi.yaml. Every problem is reported at once.
+func Load(dir, stack string) (*Stack, error) {
+	proj, err := workspace.LoadProject(filepath.Join(dir, "Pulumi.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("Pulumi.yaml: %w", err)
+	}
+	if proj.Name.String() != stackconfig.Namespace {
+		return nil, fmt.Errorf("Pulumi.yaml: project name is %q; the program reads config in the %q namespace", proj.Name, stackconfig.Namespace)
+	}
+	file := filepath.Join(dir, "Pulumi."+stack+".yaml")
+	ps, err := workspace.LoadProjectStack(nil, proj, file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(file), err)
+	}
+	s := &Stack{Name: stack, Project: proj, values: map[string]string{}}
+	var problems []string
+	for key, v := range ps.Config {
+		if key.Namespace() != stackconfig.Namespace {
+			continue
+		}
+		name := key.Name()
+		decl, declared := proj.Config[name]
+		if !declared {
+			problems = append(problems, fmt.Sprintf("%s: %s is not declared in Pulumi.yaml's config block; remove it or declare it", filepath.Base(file), key))
+			continue
+		}
+		if v.Secure() {
+			continue // only the program, with the stack's secrets provider, can read it
+		}
+		text, err := v.Value(config.NopDecrypter)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %s: %v", filepath.Base(file), key, err))
+			continue
+		}
+		s.values[name] = text
+		if decl.Type != nil && !workspace.ValidateConfigValue(*decl.Type, decl.Items, typed(v, text)) {
+			problems = append(problems, fmt.Sprintf("%s: %s must be of type %s, as Pulumi.yaml declares",
+				filepath.Base(file), key, workspace.InferFullTypeName(*decl.Type, decl.Items)))
+		}
+	}
+	for name, decl := range proj.Config {
+		key := stackconfig.Namespace + ":" + name
+		if _, set := ps.Config[config.MustMakeKey(stackconfig.Namespace, name)]; !set && decl.Default == nil && decl.Value == nil {
+			problems = append(problems, fmt.Sprintf("%s: %s is required (Pulumi.yaml gives it no default); set it", filepath.Base(file), key))
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, fmt.Errorf("invalid stack files:\n  - %s", strings.Join(problems, "\n  - "))
+	}
+	return s, nil
+}
+
+// typed returns the value in the shape ValidateConfigValue expects: objects and lists decoded.
+func typed(v config.Value, text string) any {
+	if !v.Object() {
+		return text
+	}
+	var out any
+	if err := json.Unmarshal([]byte(text), &out); err != nil {
+		return text
+	}
+	return out
+}
+
+// Get returns the raw text of a homelab key (objects as JSON) and whether the stack sets it. It has
+// the shape of stackconfig.Source.
+func (s *Stack) Get(key string) (string, bool) {
+	v, ok := s.values[key]
+	return v, ok
+}

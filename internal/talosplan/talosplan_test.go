@@ -1,0 +1,175 @@
+package talosplan_test
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	_ "homelab/internal/golden" // registers -update for go test ./...
+	"homelab/internal/stackconfig"
+	"homelab/internal/talosplan"
+	"homelab/src"
+)
+
+var cluster = stackconfig.Cluster{
+	Name: "lab", Endpoint: "https://10.0.0.1:6443", TalosVersion: "v1.11.5", KubernetesVersion: "v1.34.1",
+	SecureBoot: true,
+	Nodes: []stackconfig.Node{
+		{Name: "cp1", Address: "10.0.0.1", Role: stackconfig.RoleControlPlane, InstallDisk: "/dev/nvme0n1"},
+		{Name: "w1", Address: "10.0.0.11", Role: stackconfig.RoleWorker, InstallDisk: "/dev/sda"},
+	},
+}
+
+// tree is a minimal src/ with every kind of patch.
+func tree() fstest.MapFS {
+	real, err := fs.ReadFile(src.FS, talosplan.RebootFile)
+	if err != nil {
+		panic(err)
+	}
+	return fstest.MapFS{
+		"talos/patches/b.yaml":              {Data: []byte("machine: {kubelet: {extraConfig: {maxPods: 300}}}\n")},
+		"talos/patches/a.yaml":              {Data: []byte("cluster: {allowSchedulingOnControlPlanes: true}\n")},
+		"talos/patches/README.md":           {Data: []byte("not a patch")},
+		"talos/patches/controlplane/c.yaml": {Data: []byte("cluster: {apiServer: {extraArgs: {v: '2'}}}\n")},
+		"talos/patches/worker/w.yaml":       {Data: []byte("machine: {sysctls: {a: '1'}}\n")},
+		"talos/patches/cilium.yaml":         {Data: []byte("cluster: {network: {cni: {name: none}}, proxy: {disabled: true}}\n")},
+		"talos/reboot.yaml":                 {Data: real},
+		"talos/reboot.sh":                   {Data: []byte("true\n")},
+		"talos/schematic.yaml":              {Data: []byte("customization: {systemExtensions: {officialExtensions: [siderolabs/gvisor]}}\n")},
+	}
+}
+
+func sources(ps []talosplan.Patch) string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Source)
+	}
+	return strings.Join(out, " ")
+}
+
+func TestPatchOrderIsCommonRoleHandoverNode(t *testing.T) {
+	d, err := talosplan.Load(tree())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		node  stackconfig.Node
+		phase talosplan.Phase
+		want  string
+	}{
+		{cluster.Nodes[0], talosplan.Final, "talos/patches/a.yaml talos/patches/b.yaml talos/patches/controlplane/c.yaml talos/patches/cilium.yaml node/cp1"},
+		{cluster.Nodes[0], talosplan.BringUp, "talos/patches/a.yaml talos/patches/b.yaml talos/patches/controlplane/c.yaml node/cp1"},
+		{cluster.Nodes[1], talosplan.Final, "talos/patches/a.yaml talos/patches/b.yaml talos/patches/worker/w.yaml talos/patches/cilium.yaml node/w1"},
+	}
+	for _, tc := range cases {
+		if got := sources(d.NodePatches(cluster, tc.node, tc.phase)); got != tc.want {
+			t.Errorf("%s phase %d: patches\n  %s\nwant\n  %s", tc.node.Name, tc.phase, got, tc.want)
+		}
+	}
+}
+
+func TestNodePatchSetsHostnameDiskAndInstaller(t *testing.T) {
+	d, err := talosplan.Load(tree())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := d.NodePatches(cluster, cluster.Nodes[1], talosplan.Final)
+	got := ps[len(ps)-1].Content
+	want := "machine:\n    install:\n        disk: /dev/sda\n        image: factory.talos.dev/metal-installer-secureboot/" + d.SchematicID + ":v1.11.5\n    network:\n        hostname: w1\n"
+	if got != want {
+		t.Errorf("node patch\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestInstallerImageFollowsSecureBoot(t *testing.T) {
+	d, err := talosplan.Load(tree())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cluster
+	c.SecureBoot = false
+	if got, want := d.InstallerImage(c), "factory.talos.dev/metal-installer/"+d.SchematicID+":v1.11.5"; got != want {
+		t.Errorf("image %q, want %q", got, want)
+	}
+	if !strings.Contains(d.InstallerImage(cluster), "/metal-installer-secureboot/") {
+		t.Errorf("secure-boot cluster gets %q", d.InstallerImage(cluster))
+	}
+}
+
+func TestSchematicChangeYieldsNewID(t *testing.T) {
+	real, err := talosplan.Load(src.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(real.SchematicID) != 64 {
+		t.Fatalf("schematic ID %q is not 64 hex characters", real.SchematicID)
+	}
+	changed := tree()
+	changed["talos/schematic.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(real.Schematic, "      - siderolabs/gvisor\n", "", 1))}
+	d, err := talosplan.Load(changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.SchematicID == real.SchematicID {
+		t.Errorf("dropping an extension kept the schematic ID %s", d.SchematicID)
+	}
+	if d.InstallerImage(cluster) == real.InstallerImage(cluster) {
+		t.Errorf("dropping an extension kept the installer image %s", d.InstallerImage(cluster))
+	}
+}
+
+func TestRebootSettingsChangeOnlyForRebootSettings(t *testing.T) {
+	base, err := talosplan.Load(tree())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := func(mutate func(fstest.MapFS)) string {
+		t.Helper()
+		fsys := tree()
+		mutate(fsys)
+		d, err := talosplan.Load(fsys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return talosplan.Mark(d.RebootSettingsOf(d.NodePatches(cluster, cluster.Nodes[0], talosplan.Final)))
+	}
+	before := talosplan.Mark(base.RebootSettingsOf(base.NodePatches(cluster, cluster.Nodes[0], talosplan.Final)))
+	if got := mark(func(f fstest.MapFS) {
+		f["talos/patches/b.yaml"] = &fstest.MapFile{Data: []byte("machine: {kubelet: {extraConfig: {maxPods: 250}}}\n")}
+	}); got != before {
+		t.Error("a kubelet change moved the reboot mark: it would reboot nodes for a live change")
+	}
+	if got := mark(func(f fstest.MapFS) {
+		f["talos/patches/w.yaml"] = &fstest.MapFile{Data: []byte("machine: {install: {extraKernelArgs: [i915.enable_guc=3]}}\n")}
+	}); got == before {
+		t.Error("adding kernel arguments kept the reboot mark: nodes would not reboot into them")
+	}
+	if got := mark(func(f fstest.MapFS) {
+		f["talos/schematic.yaml"] = &fstest.MapFile{Data: []byte("customization: {systemExtensions: {officialExtensions: [siderolabs/i915]}}\n")}
+	}); got == before {
+		t.Error("a schematic change kept the reboot mark")
+	}
+	bringUp := talosplan.Mark(base.RebootSettingsOf(base.NodePatches(cluster, cluster.Nodes[0], talosplan.BringUp)))
+	if bringUp == before {
+		t.Error("the bring-up and final configs have the same reboot mark: the CNI handover would not reboot")
+	}
+	if s := base.RebootSettingsOf(base.NodePatches(cluster, cluster.Nodes[0], talosplan.Final)); !strings.Contains(s, `cluster.network.cni: {"name":"none"}`) {
+		t.Errorf("reboot settings do not show the CNI in clear text:\n%s", s)
+	}
+}
+
+func TestBadPatchNamesItsFile(t *testing.T) {
+	fsys := tree()
+	fsys["talos/patches/controlplane/broken.yaml"] = &fstest.MapFile{Data: []byte("machine:\n  kubelet: [\n")}
+	fsys["talos/patches/scalar.yaml"] = &fstest.MapFile{Data: []byte("just text\n")}
+	_, err := talosplan.Load(fsys)
+	if err == nil {
+		t.Fatal("a broken patch loaded")
+	}
+	for _, want := range []string{"src/talos/patches/controlplane/broken.yaml: not valid YAML", "src/talos/patches/scalar.yaml: a patch must be"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not contain %q:\n%v", want, err)
+		}
+	}
+}
