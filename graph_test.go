@@ -30,6 +30,10 @@ func (r *result) graph() string {
 			sort.Strings(names)
 			fmt.Fprintf(&b, "  dependsOn: %s\n", strings.Join(names, ", "))
 		}
+		if p := res.Req.GetProvider(); p != "" {
+			parts := strings.Split(p, "::") // <provider URN>::<provider ID>
+			fmt.Fprintf(&b, "  provider: %s\n", parts[len(parts)-2])
+		}
 		if res.Req.GetProtect() {
 			b.WriteString("  protect: true\n")
 		}

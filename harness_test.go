@@ -96,11 +96,17 @@ func (r *recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) 
 // stack returns the cluster config of a stack file, as a mutable map.
 func stack(t *testing.T, name string) map[string]any {
 	t.Helper()
+	return stackKey(t, name, "cluster")
+}
+
+// stackKey returns one homelab key of a stack file, as a mutable map.
+func stackKey(t *testing.T, name, key string) map[string]any {
+	t.Helper()
 	sf, err := stackfile.Load(".", name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, _ := sf.Get("cluster")
+	text, _ := sf.Get(key)
 	var c map[string]any
 	if err := json.Unmarshal([]byte(text), &c); err != nil {
 		t.Fatal(err)
@@ -141,8 +147,15 @@ type runOpts struct {
 	storedContract string
 }
 
-// runProgram runs the program under the recording mock with the given cluster config.
+// runProgram runs the program under the recording mock with the given cluster config and the
+// networking config of the norns stack.
 func runProgram(t *testing.T, cluster map[string]any, opts runOpts) *result {
+	t.Helper()
+	return runProgramWith(t, cluster, stackKey(t, "norns", "networking"), opts)
+}
+
+// runProgramWith runs the program with the given cluster and networking config.
+func runProgramWith(t *testing.T, cluster, networking map[string]any, opts runOpts) *result {
 	t.Helper()
 	if opts.data == nil {
 		opts.data = src.FS
@@ -155,13 +168,17 @@ func runProgram(t *testing.T, cluster map[string]any, opts runOpts) *result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	netText, err := json.Marshal(networking)
+	if err != nil {
+		t.Fatal(err)
+	}
 	res := &result{recorder: &recorder{schematicID: talos.SchematicID, storedContract: opts.storedContract}}
 	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
 		var err error
 		res.outputs, err = run(ctx, opts.data)
 		return err
 	}, pulumi.WithMocks("homelab", "norns", res.recorder), func(info *pulumi.RunInfo) {
-		info.Config = map[string]string{"homelab:cluster": string(text)}
+		info.Config = map[string]string{"homelab:cluster": string(text), "homelab:networking": string(netText)}
 		info.DryRun = opts.preview
 	})
 	return res

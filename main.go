@@ -1,15 +1,16 @@
 // Command homelab is the Pulumi program of a bare-metal Talos cluster: `pulumi up` takes nodes in
-// maintenance mode to a bootstrapped cluster and keeps their config in step with src/ and the stack
-// file; `pulumi preview` shows what would change without contacting any node.
+// maintenance mode to a bootstrapped cluster running Cilium, and keeps their config in step with
+// src/ and the stack file; `pulumi preview` shows what would change without contacting any node.
 package main
 
 import (
-	"fmt"
+	"errors"
 	"io/fs"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"homelab/components"
+	"homelab/internal/manifests"
 	"homelab/internal/talosplan"
 	"homelab/src"
 )
@@ -22,63 +23,70 @@ func main() {
 }
 
 // run wires the components and returns the stack outputs it exported. Tests call it under mocks,
-// the lab as an inline program.
+// the lab as an inline program. Every input is loaded and checked before the first registration.
 func run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 	cfg, err := loadConfig(ctx)
 	if err != nil {
 		return nil, err
 	}
-	talos, err := talosplan.Load(data)
-	if err != nil {
-		return nil, fmt.Errorf("loading src/talos: %w", err)
+	talos, talosErr := talosplan.Load(data)
+	net, netErr := manifests.Load(data, cfg.Networking)
+	if err := errors.Join(talosErr, netErr); err != nil {
+		return nil, err
 	}
 	cluster := cfg.Cluster
-	installPhase := talosplan.BringUp
-	if cluster.Adopt {
-		installPhase = talosplan.Final
-	}
 
-	secrets, err := components.NewClusterSecrets(ctx, "cluster", &components.ClusterSecretsArgs{
-		Contract: cluster.VersionContract(),
-	})
+	secrets, err := components.NewClusterSecrets(ctx, "cluster", &components.ClusterSecretsArgs{Contract: cluster.VersionContract()})
 	if err != nil {
 		return nil, err
 	}
 	image, err := components.NewInstallerImage(ctx, "installer", &components.InstallerImageArgs{
-		Schematic: talos.Schematic, SchematicID: talos.SchematicID, Image: talos.InstallerImage(cluster),
-	})
+		Schematic: talos.Schematic, SchematicID: talos.SchematicID, Image: talos.InstallerImage(cluster)})
 	if err != nil {
 		return nil, err
 	}
-	base := components.GenerateBaseConfigs(ctx, components.BaseConfigArgs{
-		Cluster: cluster, MachineSecrets: secrets.MachineSecrets, Contract: secrets.Contract,
-	})
-	install, err := components.NewInstall(ctx, "install", &components.InstallArgs{
-		Cluster: cluster, Talos: talos, Phase: installPhase, BaseConfigs: base,
-		ClientConfiguration: secrets.ClientConfiguration, Image: image,
-	})
+	base := components.GenerateBaseConfigs(ctx, components.BaseConfigArgs{Cluster: cluster, MachineSecrets: secrets.MachineSecrets, Contract: secrets.Contract})
+	install, err := components.NewInstall(ctx, "install", &components.InstallArgs{Cluster: cluster, Talos: talos,
+		Adopted: cluster.Adopt, BaseConfigs: base, ClientConfiguration: secrets.ClientConfiguration, Image: image})
 	if err != nil {
 		return nil, err
 	}
-	boot, err := components.NewBootstrap(ctx, "bootstrap", &components.BootstrapArgs{
-		Cluster: cluster, Adopted: cluster.Adopt, ClientConfiguration: secrets.ClientConfiguration, Install: install,
-	})
+	boot, err := components.NewBootstrap(ctx, "bootstrap", &components.BootstrapArgs{Cluster: cluster,
+		Adopted: cluster.Adopt, ClientConfiguration: secrets.ClientConfiguration, Install: install})
 	if err != nil {
-		return nil, err
-	}
-	if _, err := components.NewRollout(ctx, "config", &components.RolloutArgs{
-		Cluster: cluster, Talos: talos, BaseConfigs: base, ClientConfiguration: secrets.ClientConfiguration,
-		Install: install, Talosconfig: boot.Talosconfig, Kubeconfig: boot.Kubeconfig,
-	}); err != nil {
 		return nil, err
 	}
 
-	outputs := pulumi.Map{
-		"kubeconfig":     boot.Kubeconfig,
-		"talosconfig":    boot.Talosconfig,
-		"installerImage": pulumi.String(image.Image),
-		"schematicId":    image.SchematicID,
+	k8s, err := components.NewClusterProvider(ctx, "kubernetes", cluster.Name, boot.Kubeconfig)
+	if err != nil {
+		return nil, err
 	}
+	gateway, err := components.NewGatewayAPI(ctx, "gateway-api", &components.GatewayAPIArgs{CRDs: net.GatewayAPICRDs}, pulumi.Provider(k8s))
+	if err != nil {
+		return nil, err
+	}
+	cilium, err := components.NewCilium(ctx, "cilium", &components.CiliumArgs{Version: cfg.Networking.Cilium.Version,
+		Values: net.CiliumValues, GatewayAPI: gateway, Nodes: len(cluster.Nodes)}, pulumi.Provider(k8s))
+	if err != nil {
+		return nil, err
+	}
+	if len(net.L2) > 0 {
+		if _, err := components.NewL2Announcements(ctx, "l2", &components.L2AnnouncementsArgs{Objects: net.L2, Cilium: cilium}, pulumi.Provider(k8s)); err != nil {
+			return nil, err
+		}
+	}
+	rollout, err := components.NewRollout(ctx, "config", &components.RolloutArgs{Cluster: cluster, Talos: talos, BaseConfigs: base,
+		ClientConfiguration: secrets.ClientConfiguration, Install: install, Kubeconfig: boot.Kubeconfig,
+		After: []pulumi.Resource{cilium.Chart}, CheckCilium: true})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := components.NewCNICleanup(ctx, "cni-cleanup", &components.CNICleanupArgs{Script: net.CleanupScript, Kubeconfig: boot.Kubeconfig, Rollout: rollout}); err != nil {
+		return nil, err
+	}
+
+	outputs := pulumi.Map{"kubeconfig": boot.Kubeconfig, "talosconfig": boot.Talosconfig,
+		"installerImage": pulumi.String(image.Image), "schematicId": image.SchematicID}
 	for name, value := range outputs {
 		ctx.Export(name, value)
 	}

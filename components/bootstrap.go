@@ -100,8 +100,8 @@ func NewBootstrap(ctx *pulumi.Context, name string, args *BootstrapArgs, opts ..
 			Timeouts:          &cluster.GetHealthTimeoutsArgs{Read: pulumi.String(NodeTimeout)},
 		},
 			pulumi.Parent(b),
-			// Check health only once the API server is up and the kubeconfig exists.
-			pulumi.DependsOn([]pulumi.Resource{kc}),
+			// Check health once the API server is up and every node, workers too, has its config.
+			pulumi.DependsOn(append([]pulumi.Resource{kc}, args.Install.AllApplies(args.Cluster)...)),
 		)
 		kubeconfig := b.Kubeconfig
 		b.Kubeconfig = health.Id().ApplyT(func(string) pulumi.StringOutput { return kubeconfig }).(pulumi.StringOutput)

@@ -1,6 +1,8 @@
 // Package components holds one Pulumi component per concern of a Talos cluster's life: its identity
 // (ClusterSecrets), its installer image (InstallerImage), the first install of each node (Install),
-// etcd bootstrap and access (Bootstrap), and every later config change (Rollout).
+// etcd bootstrap and access (Bootstrap), every later config change (Rollout), and the networking
+// that replaces Talos's default CNI: Gateway API CRDs (GatewayAPI), Cilium, L2 load balancing
+// (L2Announcements) and the removal of Flannel and kube-proxy (CNICleanup).
 //
 // Every constructor has the shape NewX(ctx, name, args, opts...) (*X, error): it registers the
 // component first, parents every child to it, and calls RegisterResourceOutputs last. Args fields
@@ -15,6 +17,10 @@ const (
 	installType        = "homelab:talos:Install"
 	bootstrapType      = "homelab:talos:Bootstrap"
 	rolloutType        = "homelab:talos:Rollout"
+	gatewayAPIType     = "homelab:k8s:GatewayAPI"
+	ciliumType         = "homelab:k8s:Cilium"
+	l2Type             = "homelab:k8s:L2Announcements"
+	cniCleanupType     = "homelab:k8s:CNICleanup"
 )
 
 // NodeTimeout bounds every operation that talks to a node or waits for it: config applies,

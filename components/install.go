@@ -16,9 +16,10 @@ type InstallArgs struct {
 	Cluster stackconfig.Cluster
 	// Talos is the patch data from src/talos. Required.
 	Talos *talosplan.Data
-	// Phase is the config nodes are installed with: BringUp for a new cluster (default CNI first),
-	// Final for an adopted cluster and for nodes that join it.
-	Phase talosplan.Phase
+	// Adopted is true when the nodes already run the cluster (homelab:cluster.adopt): nodes then
+	// install their final config. Otherwise a new cluster's nodes install the bring-up config
+	// (Talos's default CNI), and the Rollout hands them over to Cilium.
+	Adopted bool
 	// BaseConfigs are the generated configs per role. Required.
 	BaseConfigs BaseConfigs
 	// ClientConfiguration is the Talos admin client certificate. Required.
@@ -35,24 +36,27 @@ type Install struct {
 
 	// Applies holds each node's install, by node name.
 	Applies map[string]*machine.ConfigurationApply
-	// Phase is the config the nodes were installed with (InstallArgs.Phase).
+	// Phase is the config the nodes were installed with.
 	Phase talosplan.Phase
 }
 
-// NewInstall registers one install per node. With Phase BringUp (a new cluster) the nodes install
-// in parallel; with Final (an adopted cluster, whose nodes already run) one after another, so a
-// node whose running config differed in a reboot setting would never reboot alongside another.
+// NewInstall registers one install per node. A new cluster's nodes install in parallel; an adopted
+// cluster's nodes (which already run) take their first managed config one after another, so a node
+// whose running config differed in a reboot setting would never reboot alongside another.
 func NewInstall(ctx *pulumi.Context, name string, args *InstallArgs, opts ...pulumi.ResourceOption) (*Install, error) {
-	in := &Install{Applies: map[string]*machine.ConfigurationApply{}, Phase: args.Phase}
+	in := &Install{Applies: map[string]*machine.ConfigurationApply{}, Phase: talosplan.BringUp}
+	if args.Adopted {
+		in.Phase = talosplan.Final
+	}
 	if err := ctx.RegisterComponentResource(installType, name, in, opts...); err != nil {
 		return nil, err
 	}
 	var previous pulumi.Resource
 	for _, n := range args.Cluster.RollOrder() {
-		patches := args.Talos.NodePatches(args.Cluster, n, args.Phase)
+		patches := args.Talos.NodePatches(args.Cluster, n, in.Phase)
 		// The factory must serve the installer image before a node in maintenance mode pulls it.
 		deps := []pulumi.Resource{args.Image.Schematic}
-		if args.Phase == talosplan.Final && previous != nil {
+		if args.Adopted && previous != nil {
 			// Adopted nodes take their first managed config one at a time.
 			deps = append(deps, previous)
 		}
@@ -86,8 +90,17 @@ func NewInstall(ctx *pulumi.Context, name string, args *InstallArgs, opts ...pul
 
 // ControlPlaneApplies returns the installs of the control planes, in stack order.
 func (in *Install) ControlPlaneApplies(c stackconfig.Cluster) []pulumi.Resource {
-	var out []pulumi.Resource
-	for _, n := range c.ControlPlanes() {
+	return in.of(c.ControlPlanes())
+}
+
+// AllApplies returns the installs of every node, in roll order.
+func (in *Install) AllApplies(c stackconfig.Cluster) []pulumi.Resource {
+	return in.of(c.RollOrder())
+}
+
+func (in *Install) of(nodes []stackconfig.Node) []pulumi.Resource {
+	out := make([]pulumi.Resource, 0, len(nodes))
+	for _, n := range nodes {
 		out = append(out, in.Applies[n.Name])
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/client"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
 	"homelab/internal/stackconfig"
@@ -20,11 +21,11 @@ type RolloutArgs struct {
 	// BaseConfigs are the generated configs per role. Required.
 	BaseConfigs BaseConfigs
 	// ClientConfiguration is the Talos admin client certificate. Required.
-	ClientConfiguration machine.ClientConfigurationInput
+	ClientConfiguration machine.ClientConfigurationOutput
 	// Install holds the nodes' first applies: staging needs an installed node. Required.
 	Install *Install
-	// Talosconfig and Kubeconfig let each node's reboot gate reach the cluster (secrets). Required.
-	Talosconfig, Kubeconfig pulumi.StringInput
+	// Kubeconfig lets each node's reboot gate check the Kubernetes node (secret). Required.
+	Kubeconfig pulumi.StringInput
 	// After are resources that must exist before any node gets its final config staged, such as
 	// the Cilium install ahead of the CNI handover. Optional.
 	After []pulumi.Resource
@@ -87,6 +88,17 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 			return nil, fmt.Errorf("registering the staged config of node %s: %w", n.Name, err)
 		}
 
+		// The gate's talosconfig names only its own node, so adding a node changes no other gate.
+		talosconfig := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
+			ClusterName: pulumi.String(args.Cluster.Name),
+			ClientConfiguration: &client.GetConfigurationClientConfigurationArgs{
+				CaCertificate:     args.ClientConfiguration.CaCertificate(),
+				ClientCertificate: args.ClientConfiguration.ClientCertificate(),
+				ClientKey:         args.ClientConfiguration.ClientKey(),
+			},
+			Endpoints: pulumi.ToStringArray([]string{n.Address}),
+			Nodes:     pulumi.ToStringArray([]string{n.Address}),
+		}, pulumi.Parent(r)).TalosConfig()
 		settings := args.Talos.RebootSettingsOf(patches)
 		installed := args.Talos.RebootSettingsOf(args.Talos.NodePatches(args.Cluster, n, args.Install.Phase))
 		gateAfter := []pulumi.Resource{stage}
@@ -104,7 +116,7 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 				"INSTALLED_MARK":   pulumi.String(talosplan.Mark(installed)),
 				"TIMEOUT":          pulumi.String(NodeTimeout),
 				"CHECK_CILIUM":     pulumi.Sprintf("%t", args.CheckCilium),
-				"TALOSCONFIG_DATA": pulumi.ToSecret(args.Talosconfig).(pulumi.StringOutput),
+				"TALOSCONFIG_DATA": pulumi.ToSecret(talosconfig).(pulumi.StringOutput),
 				"KUBECONFIG_DATA":  pulumi.ToSecret(args.Kubeconfig).(pulumi.StringOutput),
 			},
 		},

@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds everything under src/ that the program reads.
 //
-//go:embed talos
+//go:embed talos bootstrap
 var FS embed.FS

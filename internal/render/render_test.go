@@ -70,6 +70,26 @@ func TestNornsConfigsMatchReviewedGoldens(t *testing.T) {
 	}
 }
 
+func TestOnlyTheFinalConfigDisablesTheDefaultCNI(t *testing.T) {
+	for phase, want := range map[talosplan.Phase]bool{talosplan.Final: true, talosplan.BringUp: false} {
+		nodes, err := renderNorns(t, src.FS, phase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes {
+			cfg, err := configloader.NewFromBytes(n.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cni := cfg.Cluster().Network().CNI().Name()
+			proxyOff := !cfg.Cluster().Proxy().Enabled()
+			if (cni == "none") != want || proxyOff != want {
+				t.Errorf("phase %d, node %s: cni %q, kube-proxy disabled %v; want the handover only in the final config", phase, n.Node.Name, cni, proxyOff)
+			}
+		}
+	}
+}
+
 func TestNornsConfigsCarryTheRunbookSettings(t *testing.T) {
 	nodes, err := renderNorns(t, src.FS, talosplan.Final)
 	if err != nil {

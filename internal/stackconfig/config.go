@@ -23,8 +23,47 @@ const (
 
 // Config is everything a stack file decides.
 type Config struct {
-	Cluster Cluster
+	Cluster    Cluster
+	Networking Networking
 }
+
+// Networking is the homelab:networking key: Gateway API, Cilium, and L2 load balancing. Every
+// cluster gets Cilium in place of Flannel and kube-proxy; without the key, the defaults apply.
+type Networking struct {
+	// GatewayAPI pins the Gateway API CRDs. Optional.
+	GatewayAPI GatewayAPI `json:"gatewayAPI"`
+	// Cilium pins the Cilium chart. Optional.
+	Cilium Cilium `json:"cilium"`
+	// LoadBalancerPool is the address range Cilium gives LoadBalancer services and announces with
+	// ARP. Optional; without it no pool and no announcement policy exist.
+	LoadBalancerPool *AddressRange `json:"loadBalancerPool,omitempty"`
+}
+
+// GatewayAPI pins the Gateway API release.
+type GatewayAPI struct {
+	// Version is the Gateway API release (standard channel) whose CRDs are applied from
+	// src/bootstrap/gateway-api/<version>/. Optional; default v1.2.1.
+	Version string `json:"version,omitempty"`
+}
+
+// Cilium pins the Cilium chart.
+type Cilium struct {
+	// Version is the cilium chart version from https://helm.cilium.io. Optional; default 1.18.3.
+	Version string `json:"version,omitempty"`
+}
+
+// AddressRange is an inclusive range of IP addresses.
+type AddressRange struct {
+	// Start and Stop are the first and last address of the range, of the same IP family. Required.
+	Start string `json:"start"`
+	Stop  string `json:"stop"`
+}
+
+// Defaults of homelab:networking.
+const (
+	DefaultGatewayAPIVersion = "v1.2.1"
+	DefaultCiliumVersion     = "1.18.3"
+)
 
 // Cluster is the homelab:cluster key.
 type Cluster struct {
@@ -83,6 +122,10 @@ func Load(src Source) (*Config, []string, error) {
 	}
 	decodeStrict(Namespace+":cluster", text, &cfg.Cluster, &p)
 	warnings := cfg.Cluster.validate(Namespace+":cluster", &p)
+	if text, ok := src("networking"); ok {
+		decodeStrict(Namespace+":networking", text, &cfg.Networking, &p)
+	}
+	cfg.Networking.validate(Namespace+":networking", cfg.Cluster, &p)
 	if err := p.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -90,6 +133,7 @@ func Load(src Source) (*Config, []string, error) {
 }
 
 var (
+	chartRe    = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
 	versionRe  = regexp.MustCompile(`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
 	contractRe = regexp.MustCompile(`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
 	labelRe    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -175,6 +219,45 @@ func (c *Cluster) validate(key string, p *Problems) (warnings []string) {
 		warnings = append(warnings, fmt.Sprintf("%s.nodes: %d control planes; etcd tolerates no more failures with an even count than with one fewer, so use an odd number", key, controlPlanes))
 	}
 	return warnings
+}
+
+func (n *Networking) validate(key string, c Cluster, p *Problems) {
+	if n.GatewayAPI.Version == "" {
+		n.GatewayAPI.Version = DefaultGatewayAPIVersion
+	} else {
+		checkVersion(p, key+".gatewayAPI.version", n.GatewayAPI.Version, DefaultGatewayAPIVersion)
+	}
+	if n.Cilium.Version == "" {
+		n.Cilium.Version = DefaultCiliumVersion
+	} else if !chartRe.MatchString(n.Cilium.Version) {
+		p.add(key+".cilium.version", "%q is not a chart version of the form X.Y.Z (no leading v); write it like %s", n.Cilium.Version, DefaultCiliumVersion)
+	}
+	if r := n.LoadBalancerPool; r != nil {
+		rk := key + ".loadBalancerPool"
+		start, errStart := netip.ParseAddr(r.Start)
+		stop, errStop := netip.ParseAddr(r.Stop)
+		if errStart != nil {
+			p.add(rk+".start", "%q is not an IP address; set the first address of the pool, e.g. 192.168.0.200", r.Start)
+		}
+		if errStop != nil {
+			p.add(rk+".stop", "%q is not an IP address; set the last address of the pool, e.g. 192.168.0.253", r.Stop)
+		}
+		if errStart != nil || errStop != nil {
+			return
+		}
+		switch {
+		case start.Is4() != stop.Is4():
+			p.add(rk, "start %s and stop %s are of different IP families; use two IPv4 or two IPv6 addresses", r.Start, r.Stop)
+		case stop.Less(start):
+			p.add(rk, "start %s comes after stop %s; swap them", r.Start, r.Stop)
+		default:
+			for i, node := range c.Nodes {
+				if a, err := netip.ParseAddr(node.Address); err == nil && !a.Less(start) && !stop.Less(a) {
+					p.add(rk, "the range %s-%s contains node %s's address %s; Cilium would announce it for services; choose a range outside the node addresses", r.Start, r.Stop, c.Nodes[i].Name, node.Address)
+				}
+			}
+		}
+	}
 }
 
 func checkVersion(p *Problems, key, v, example string) {

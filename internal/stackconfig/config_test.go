@@ -219,3 +219,68 @@ func TestRollOrderPutsControlPlanesFirst(t *testing.T) {
 		t.Errorf("roll order %v; want control planes in stack order, then workers", got)
 	}
 }
+
+func loadWithNetworking(t *testing.T, networking map[string]any) (*stackconfig.Config, error) {
+	t.Helper()
+	cluster, err := json.Marshal(norns())
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := json.Marshal(networking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := stackconfig.Load(func(key string) (string, bool) {
+		switch key {
+		case "cluster":
+			return string(cluster), true
+		case "networking":
+			return string(net), true
+		}
+		return "", false
+	})
+	return cfg, err
+}
+
+func TestNetworkingDefaults(t *testing.T) {
+	cfg, err := loadWithNetworking(t, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Networking.GatewayAPI.Version != "v1.2.1" || cfg.Networking.Cilium.Version != "1.18.3" || cfg.Networking.LoadBalancerPool != nil {
+		t.Errorf("defaults %+v; want Gateway API v1.2.1, Cilium 1.18.3, no pool", cfg.Networking)
+	}
+}
+
+func TestInvalidNetworkingNamesKeyAndFix(t *testing.T) {
+	pool := func(start, stop string) map[string]any {
+		return map[string]any{"loadBalancerPool": map[string]any{"start": start, "stop": stop}}
+	}
+	cases := []struct {
+		rule string
+		net  map[string]any
+		want string
+	}{
+		{"unknown key", map[string]any{"cilum": map[string]any{}}, `homelab:networking.cilum: unknown key; did you mean cilium?`},
+		{"gateway version not vX.Y.Z", map[string]any{"gatewayAPI": map[string]any{"version": "1.2.1"}},
+			`homelab:networking.gatewayAPI.version: "1.2.1" is not of the form vX.Y.Z; write it like v1.2.1`},
+		{"cilium chart version with v", map[string]any{"cilium": map[string]any{"version": "v1.18.3"}},
+			`homelab:networking.cilium.version: "v1.18.3" is not a chart version of the form X.Y.Z (no leading v); write it like 1.18.3`},
+		{"pool start not an IP", pool("192.168.0.x", "192.168.0.253"),
+			`homelab:networking.loadBalancerPool.start: "192.168.0.x" is not an IP address`},
+		{"pool reversed", pool("192.168.0.253", "192.168.0.200"),
+			`homelab:networking.loadBalancerPool: start 192.168.0.253 comes after stop 192.168.0.200; swap them`},
+		{"pool mixes families", pool("192.168.0.200", "fd00::1"),
+			`homelab:networking.loadBalancerPool: start 192.168.0.200 and stop fd00::1 are of different IP families`},
+		{"pool covers a node", pool("192.168.0.100", "192.168.0.121"),
+			`homelab:networking.loadBalancerPool: the range 192.168.0.100-192.168.0.121 contains node urd's address 192.168.0.120`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.rule, func(t *testing.T) {
+			_, err := loadWithNetworking(t, tc.net)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v; want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

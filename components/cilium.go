@@ -1,0 +1,67 @@
+package components
+
+import (
+	"fmt"
+
+	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// CiliumRepository is the Helm repository of the cilium chart.
+const CiliumRepository = "https://helm.cilium.io"
+
+// CiliumArgs configures the Cilium install.
+type CiliumArgs struct {
+	// Version is the cilium chart version. Required.
+	Version string
+	// Values is the YAML text of src/bootstrap/cilium/values.yaml. Required.
+	Values string
+	// GatewayAPI holds the CRDs Cilium's Gateway API support needs at start. Required.
+	GatewayAPI *GatewayAPI
+	// Nodes is the number of nodes; the operator runs at most two replicas, one per node. Required.
+	Nodes int
+}
+
+// ComputedValues are the chart values that depend on the stack; the rest is in values.yaml.
+func (a *CiliumArgs) ComputedValues() pulumi.Map {
+	return pulumi.Map{"operator": pulumi.Map{"replicas": pulumi.Int(min(2, a.Nodes))}}
+}
+
+// Cilium installs the cilium chart into kube-system, alongside the default CNI on a new cluster,
+// and waits until every workload of the chart is ready. Pass the Kubernetes provider with
+// pulumi.Provider. The Talos handover (Rollout) and the L2 objects wait for it.
+type Cilium struct {
+	pulumi.ResourceState
+
+	// Chart is the installed chart; it completes only once its workloads are ready.
+	Chart *helmv4.Chart
+}
+
+// NewCilium registers the chart.
+func NewCilium(ctx *pulumi.Context, name string, args *CiliumArgs, opts ...pulumi.ResourceOption) (*Cilium, error) {
+	c := &Cilium{}
+	if err := ctx.RegisterComponentResource(ciliumType, name, c, opts...); err != nil {
+		return nil, err
+	}
+	chart, err := helmv4.NewChart(ctx, name, &helmv4.ChartArgs{
+		Chart:          pulumi.String("cilium"),
+		Version:        pulumi.String(args.Version),
+		RepositoryOpts: &helmv4.RepositoryOptsArgs{Repo: pulumi.String(CiliumRepository)},
+		Name:           pulumi.String("cilium"),
+		Namespace:      pulumi.String("kube-system"),
+		ValueYamlFiles: pulumi.AssetOrArchiveArray{pulumi.NewStringAsset(args.Values)},
+		Values:         args.ComputedValues(),
+	},
+		pulumi.Parent(c),
+		// Cilium enables its Gateway API support only if the CRDs exist when it starts.
+		pulumi.DependsOn(args.GatewayAPI.CRDs),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("registering the cilium chart %s: %w", args.Version, err)
+	}
+	c.Chart = chart
+	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
