@@ -37,6 +37,9 @@ func (r *result) graph() string {
 		if res.Req.GetProtect() {
 			b.WriteString("  protect: true\n")
 		}
+		if res.Req.GetRetainOnDelete() {
+			b.WriteString("  retainOnDelete: true\n")
+		}
 		for _, opt := range []struct {
 			name   string
 			values []string

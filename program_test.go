@@ -280,3 +280,31 @@ func TestPatchesAreReviewableOnEveryApply(t *testing.T) {
 		}
 	}
 }
+
+func TestDestroyHarmsNothing(t *testing.T) {
+	r := mustRun(t, fiveNodes(t), runOpts{})
+	for _, res := range r.resources {
+		switch {
+		case res.Type == applyToken:
+			od := res.Inputs["onDestroy"].ObjectValue()
+			if od["reset"].BoolValue() {
+				t.Errorf("%s resets its node on destroy", res.Name)
+			}
+		case res.Type == commandToken:
+			if d, ok := res.Inputs["delete"]; ok && !d.IsNull() && str(d) != "" {
+				t.Errorf("%s runs a command on destroy: %v", res.Name, d)
+			}
+		case res.Type == chartToken:
+			if !res.Req.GetProtect() {
+				t.Errorf("chart %s is not protected: destroy would delete its workloads", res.Name)
+			}
+		case strings.HasPrefix(res.Type, "kubernetes:") && res.Req.GetCustom() && !strings.HasPrefix(res.Type, "pulumi:"):
+			if !res.Req.GetRetainOnDelete() {
+				t.Errorf("%s %s is deleted from the cluster on destroy; it must only be forgotten", res.Type, res.Name)
+			}
+		}
+	}
+	if !r.get(t, secretsToken, "cluster-secrets").Req.GetProtect() {
+		t.Error("the secrets bundle is not protected")
+	}
+}

@@ -55,6 +55,8 @@ func NewCilium(ctx *pulumi.Context, name string, args *CiliumArgs, opts ...pulum
 		pulumi.Parent(c),
 		// Cilium enables its Gateway API support only if the CRDs exist when it starts.
 		pulumi.DependsOn(args.GatewayAPI.CRDs),
+		// Deleting the CNI takes the cluster's network down; the chart's objects inherit this.
+		pulumi.Protect(true),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("registering the cilium chart %s: %w", args.Version, err)

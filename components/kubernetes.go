@@ -35,7 +35,9 @@ func NewClusterProvider(ctx *pulumi.Context, name, clusterName string, kubeconfi
 	return p, nil
 }
 
-// newObject registers one manifest object as a generic Kubernetes resource.
+// newObject registers one manifest object as a generic Kubernetes resource. Removing it from the
+// program, or `pulumi destroy`, leaves the object in the cluster (retainOnDelete): a destroy forgets
+// the cluster's CRDs, pools and applications, it never deletes them.
 func newObject(ctx *pulumi.Context, name string, o manifests.Object, opts ...pulumi.ResourceOption) (*apiextensions.CustomResource, error) {
 	meta := &metav1.ObjectMetaArgs{
 		Name:        pulumi.String(o.Name),
@@ -50,7 +52,7 @@ func newObject(ctx *pulumi.Context, name string, o manifests.Object, opts ...pul
 		Kind:        pulumi.String(o.Kind),
 		Metadata:    meta,
 		OtherFields: o.Fields,
-	}, opts...)
+	}, append(opts, pulumi.RetainOnDelete(true))...)
 	if err != nil {
 		return nil, fmt.Errorf("registering %s %s from src/%s: %w", o.Kind, o.Name, o.Source, err)
 	}
