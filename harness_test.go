@@ -30,6 +30,9 @@ const (
 	schematicToken = "talos:imageFactory/schematic:Schematic"
 	commandToken   = "command:local:Command"
 	healthInvoke   = "talos:cluster/getHealth:getHealth"
+	vaultInvoke    = "onepassword:index/getVault:getVault"
+	itemInvoke     = "onepassword:index/getItem:getItem"
+	itemToken      = "onepassword:index/item:Item"
 	disksInvoke    = "talos:machine/getDisks:getDisks"
 )
 
@@ -46,9 +49,11 @@ type recorder struct {
 	schematicID string
 	// storedContract, when set, is the talosVersion the secrets bundle reports from state.
 	storedContract string
-	mu             sync.Mutex
-	resources      []registration
-	invokes        []string
+	// vault maps item titles to their fields; an absent title is a missing item.
+	vault     map[string]map[string]string
+	mu        sync.Mutex
+	resources []registration
+	invokes   []string
 }
 
 func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
@@ -89,6 +94,23 @@ func (r *recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) 
 		return resource.NewPropertyMapFromMap(map[string]any{"talosConfig": "context: lab\n"}), nil
 	case healthInvoke:
 		return resource.NewPropertyMapFromMap(map[string]any{"id": "cluster_health"}), nil
+	case vaultInvoke:
+		if args.Args["name"].StringValue() != "kubernetes" {
+			return nil, fmt.Errorf("no vault named %s", args.Args["name"].StringValue())
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"uuid": "vault-uuid", "name": "kubernetes"}), nil
+	case itemInvoke:
+		fields, ok := r.vault[args.Args["title"].StringValue()]
+		if !ok {
+			return nil, fmt.Errorf("item not found")
+		}
+		var fs []any
+		for label, value := range fields {
+			fs = append(fs, map[string]any{"label": label, "value": value, "type": "CONCEALED"})
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"title": args.Args["title"].StringValue(), "sections": []any{map[string]any{"label": "", "fields": fs}},
+		}), nil
 	}
 	return resource.PropertyMap{}, nil
 }
@@ -145,6 +167,24 @@ type runOpts struct {
 	preview        bool
 	data           fs.FS
 	storedContract string
+	// vault replaces the fixture vault when set.
+	vault map[string]map[string]string
+	// config adds or replaces stack settings.
+	config map[string]string
+}
+
+// Fixture vault contents; tests look for these values in clear text where they must not be.
+const (
+	connectCredentials = `{"verifier":{"salt":"fixture-salt"},"uniqueKey":"fixture-credentials"}`
+	connectToken       = "fixture-connect-token"
+	serviceAccount     = "ops_fixture-service-account-token"
+)
+
+func fixtureVault() map[string]map[string]string {
+	return map[string]map[string]string{
+		"onepassword-connect": {"credentials": connectCredentials, "token": connectToken},
+		"argocd":              {"admin.password": "$2a$10$fixturehash", "server.secretkey": "fixture-server-key"},
+	}
 }
 
 // runProgram runs the program under the recording mock with the given cluster config and the
@@ -172,15 +212,50 @@ func runProgramWith(t *testing.T, cluster, networking map[string]any, opts runOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := &result{recorder: &recorder{schematicID: talos.SchematicID, storedContract: opts.storedContract}}
+	if opts.vault == nil {
+		opts.vault = fixtureVault()
+	}
+	res := &result{recorder: &recorder{schematicID: talos.SchematicID, storedContract: opts.storedContract, vault: opts.vault}}
+	config := map[string]string{
+		"homelab:cluster":                 string(text),
+		"homelab:networking":              string(netText),
+		"homelab:argocd":                  `{"repoURL": "https://github.com/norns-homelab/homelab.git"}`,
+		"onepassword:serviceAccountToken": serviceAccount,
+	}
+	for k, v := range opts.config {
+		config[k] = v
+	}
 	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
 		var err error
 		res.outputs, err = run(ctx, opts.data)
 		return err
 	}, pulumi.WithMocks("homelab", "norns", res.recorder), func(info *pulumi.RunInfo) {
-		info.Config = map[string]string{"homelab:cluster": string(text), "homelab:networking": string(netText)}
+		info.Config = config
+		info.ConfigSecretKeys = []string{"onepassword:serviceAccountToken", "onepassword:token"}
 		info.DryRun = opts.preview
 	})
+	return res
+}
+
+// runProgramPlain runs the program with exactly the given provider settings, none of them secret.
+func runProgramPlain(t *testing.T, cluster map[string]any, provider map[string]string) *result {
+	t.Helper()
+	text, err := json.Marshal(cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &result{recorder: &recorder{vault: fixtureVault()}}
+	config := map[string]string{"homelab:cluster": string(text), "homelab:argocd": `{"enabled": false}`}
+	for k, v := range provider {
+		config[k] = v
+	}
+	t.Setenv("OP_SERVICE_ACCOUNT_TOKEN", "")
+	t.Setenv("OP_CONNECT_HOST", "")
+	t.Setenv("OP_CONNECT_TOKEN", "")
+	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
+		_, err := run(ctx, src.FS)
+		return err
+	}, pulumi.WithMocks("homelab", "norns", res.recorder), func(info *pulumi.RunInfo) { info.Config = config })
 	return res
 }
 

@@ -2,7 +2,8 @@
 // (ClusterSecrets), its installer image (InstallerImage), the first install of each node (Install),
 // etcd bootstrap and access (Bootstrap), every later config change (Rollout), and the networking
 // that replaces Talos's default CNI: Gateway API CRDs (GatewayAPI), Cilium, L2 load balancing
-// (L2Announcements) and the removal of Flannel and kube-proxy (CNICleanup).
+// (L2Announcements) and the removal of Flannel and kube-proxy (CNICleanup); then the secrets
+// path from 1Password (OnePasswordConnect, ClusterBackup) and GitOps (ArgoCD).
 //
 // Every constructor has the shape NewX(ctx, name, args, opts...) (*X, error): it registers the
 // component first, parents every child to it, and calls RegisterResourceOutputs last. Args fields
@@ -21,6 +22,9 @@ const (
 	ciliumType         = "homelab:k8s:Cilium"
 	l2Type             = "homelab:k8s:L2Announcements"
 	cniCleanupType     = "homelab:k8s:CNICleanup"
+	connectType        = "homelab:secrets:OnePasswordConnect"
+	backupType         = "homelab:secrets:ClusterBackup"
+	argoCDType         = "homelab:gitops:ArgoCD"
 )
 
 // NodeTimeout bounds every operation that talks to a node or waits for it: config applies,

@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds everything under src/ that the program reads.
 //
-//go:embed talos bootstrap
+//go:embed talos bootstrap apps
 var FS embed.FS

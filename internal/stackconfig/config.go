@@ -23,8 +23,52 @@ const (
 
 // Config is everything a stack file decides.
 type Config struct {
-	Cluster    Cluster
-	Networking Networking
+	Cluster     Cluster
+	Networking  Networking
+	OnePassword OnePassword
+	ArgoCD      ArgoCD
+}
+
+// OnePassword is the homelab:onepassword key: where the cluster's secrets live. The provider's
+// credentials are the provider's own secret stack settings (onepassword:serviceAccountToken, or
+// onepassword:url with onepassword:token); the program checks them, never reads them from here.
+type OnePassword struct {
+	// Vault is the vault holding every secret of the cluster. Optional; default kubernetes.
+	Vault string `json:"vault,omitempty"`
+	// ConnectItem is the item with the Connect server's credentials file (field "credentials") and
+	// the operator's Connect token (field "token"). Optional; default onepassword-connect.
+	ConnectItem string `json:"connectItem,omitempty"`
+	// BackupItem is the item the program writes the Talos secrets bundle and talosconfig to.
+	// Optional; default talos-<cluster name>.
+	BackupItem string `json:"backupItem,omitempty"`
+	// ConnectChart pins the 1Password connect chart (Connect server and operator). Optional.
+	ConnectChart Chart `json:"connectChart"`
+}
+
+// ArgoCD is the homelab:argocd key: Argo CD and its root application.
+type ArgoCD struct {
+	// Enabled switches Argo CD on. Optional; default true. When false nothing of it is created.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Chart pins the argo-cd chart. Optional.
+	Chart Chart `json:"chart"`
+	// RepoURL is the Git repository the root application syncs. Required when enabled.
+	RepoURL string `json:"repoURL,omitempty"`
+	// Revision is the branch, tag or commit it syncs. Optional; default main.
+	Revision string `json:"revision,omitempty"`
+	// Path is the folder of child applications. Optional; default src/apps.
+	Path string `json:"path,omitempty"`
+	// AdminItem is the item the 1Password operator syncs into the argocd-secret Secret (fields
+	// admin.password, a bcrypt hash, and server.secretkey). Optional; default argocd.
+	AdminItem string `json:"adminItem,omitempty"`
+}
+
+// On reports whether Argo CD is enabled.
+func (a ArgoCD) On() bool { return a.Enabled == nil || *a.Enabled }
+
+// Chart pins a Helm chart version.
+type Chart struct {
+	// Version is the chart version, X.Y.Z. Optional; each chart has its default.
+	Version string `json:"version,omitempty"`
 }
 
 // Networking is the homelab:networking key: Gateway API, Cilium, and L2 load balancing. Every
@@ -59,10 +103,17 @@ type AddressRange struct {
 	Stop  string `json:"stop"`
 }
 
-// Defaults of homelab:networking.
+// Defaults.
 const (
-	DefaultGatewayAPIVersion = "v1.2.1"
-	DefaultCiliumVersion     = "1.18.3"
+	DefaultGatewayAPIVersion   = "v1.2.1"
+	DefaultCiliumVersion       = "1.18.3"
+	DefaultVault               = "kubernetes"
+	DefaultConnectItem         = "onepassword-connect"
+	DefaultConnectChartVersion = "2.4.1"
+	DefaultArgoCDChartVersion  = "10.1.1"
+	DefaultArgoCDRevision      = "main"
+	DefaultArgoCDPath          = "src/apps"
+	DefaultArgoCDAdminItem     = "argocd"
 )
 
 // Cluster is the homelab:cluster key.
@@ -126,6 +177,14 @@ func Load(src Source) (*Config, []string, error) {
 		decodeStrict(Namespace+":networking", text, &cfg.Networking, &p)
 	}
 	cfg.Networking.validate(Namespace+":networking", cfg.Cluster, &p)
+	if text, ok := src("onepassword"); ok {
+		decodeStrict(Namespace+":onepassword", text, &cfg.OnePassword, &p)
+	}
+	cfg.OnePassword.validate(Namespace+":onepassword", cfg.Cluster, &p)
+	if text, ok := src("argocd"); ok {
+		decodeStrict(Namespace+":argocd", text, &cfg.ArgoCD, &p)
+	}
+	cfg.ArgoCD.validate(Namespace+":argocd", &p)
 	if err := p.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -227,11 +286,8 @@ func (n *Networking) validate(key string, c Cluster, p *Problems) {
 	} else {
 		checkVersion(p, key+".gatewayAPI.version", n.GatewayAPI.Version, DefaultGatewayAPIVersion)
 	}
-	if n.Cilium.Version == "" {
-		n.Cilium.Version = DefaultCiliumVersion
-	} else if !chartRe.MatchString(n.Cilium.Version) {
-		p.add(key+".cilium.version", "%q is not a chart version of the form X.Y.Z (no leading v); write it like %s", n.Cilium.Version, DefaultCiliumVersion)
-	}
+	n.Cilium.Version = defaulted(n.Cilium.Version, DefaultCiliumVersion)
+	checkChart(p, key+".cilium.version", n.Cilium.Version, DefaultCiliumVersion)
 	if r := n.LoadBalancerPool; r != nil {
 		rk := key + ".loadBalancerPool"
 		start, errStart := netip.ParseAddr(r.Start)
@@ -257,6 +313,51 @@ func (n *Networking) validate(key string, c Cluster, p *Problems) {
 				}
 			}
 		}
+	}
+}
+
+func (o *OnePassword) validate(key string, c Cluster, p *Problems) {
+	o.Vault = defaulted(o.Vault, DefaultVault)
+	o.ConnectItem = defaulted(o.ConnectItem, DefaultConnectItem)
+	o.BackupItem = defaulted(o.BackupItem, "talos-"+c.Name)
+	o.ConnectChart.Version = defaulted(o.ConnectChart.Version, DefaultConnectChartVersion)
+	checkChart(p, key+".connectChart.version", o.ConnectChart.Version, DefaultConnectChartVersion)
+	for k, v := range map[string]string{"vault": o.Vault, "connectItem": o.ConnectItem, "backupItem": o.BackupItem} {
+		if strings.TrimSpace(v) != v || strings.Contains(v, "/") {
+			p.add(key+"."+k, "%q has leading or trailing spaces or a '/'; use the vault or item title as 1Password shows it", v)
+		}
+	}
+}
+
+func (a *ArgoCD) validate(key string, p *Problems) {
+	a.Chart.Version = defaulted(a.Chart.Version, DefaultArgoCDChartVersion)
+	a.Revision = defaulted(a.Revision, DefaultArgoCDRevision)
+	a.Path = defaulted(a.Path, DefaultArgoCDPath)
+	a.AdminItem = defaulted(a.AdminItem, DefaultArgoCDAdminItem)
+	if !a.On() {
+		return
+	}
+	checkChart(p, key+".chart.version", a.Chart.Version, DefaultArgoCDChartVersion)
+	if a.RepoURL == "" {
+		p.add(key+".repoURL", "required while Argo CD is enabled; set the Git URL of this repository (https://... or git@...), or set %s.enabled: false", key)
+	} else if u, err := url.Parse(a.RepoURL); !strings.HasPrefix(a.RepoURL, "git@") && (err != nil || (u.Scheme != "https" && u.Scheme != "ssh") || u.Host == "") {
+		p.add(key+".repoURL", "%q is not a Git repository URL; use https://host/owner/repo.git or git@host:owner/repo.git", a.RepoURL)
+	}
+	if strings.HasPrefix(a.Path, "/") || strings.Contains(a.Path, "..") {
+		p.add(key+".path", "%q must be a folder relative to the repository root, such as src/apps", a.Path)
+	}
+}
+
+func defaulted(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func checkChart(p *Problems, key, v, example string) {
+	if !chartRe.MatchString(v) {
+		p.add(key, "%q is not a chart version of the form X.Y.Z (no leading v); write it like %s", v, example)
 	}
 }
 

@@ -36,12 +36,17 @@ func load(t *testing.T, cluster map[string]any) (*stackconfig.Config, []string, 
 		t.Fatal(err)
 	}
 	return stackconfig.Load(func(key string) (string, bool) {
-		if key == "cluster" {
+		switch key {
+		case "cluster":
 			return string(b), true
+		case "argocd":
+			return argocd, true
 		}
 		return "", false
 	})
 }
+
+const argocd = `{"repoURL": "https://github.com/example/homelab.git"}`
 
 func TestNornsStackConfigIsValid(t *testing.T) {
 	cfg, warnings, err := load(t, norns())
@@ -176,6 +181,61 @@ func TestEvenControlPlaneCountIsAWarningNotAnError(t *testing.T) {
 	}
 }
 
+func loadKey(t *testing.T, key, value string) (*stackconfig.Config, error) {
+	t.Helper()
+	cluster, err := json.Marshal(norns())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := stackconfig.Load(func(k string) (string, bool) {
+		switch k {
+		case "cluster":
+			return string(cluster), true
+		case key:
+			return value, true
+		case "argocd":
+			return argocd, true
+		}
+		return "", false
+	})
+	return cfg, err
+}
+
+func TestSecretsAndGitOpsDefaults(t *testing.T) {
+	cfg, err := loadKey(t, "onepassword", `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, a := cfg.OnePassword, cfg.ArgoCD
+	if op.Vault != "kubernetes" || op.ConnectItem != "onepassword-connect" || op.BackupItem != "talos-norns" || op.ConnectChart.Version != "2.4.1" {
+		t.Errorf("1Password defaults %+v", op)
+	}
+	if !a.On() || a.Revision != "main" || a.Path != "src/apps" || a.Chart.Version != "10.1.1" || a.AdminItem != "argocd" {
+		t.Errorf("Argo CD defaults %+v", a)
+	}
+}
+
+func TestInvalidSecretsAndGitOpsNameKeyAndFix(t *testing.T) {
+	cases := []struct{ key, value, want string }{
+		{"argocd", `{}`, "homelab:argocd.repoURL: required while Argo CD is enabled; set the Git URL of this repository (https://... or git@...), or set homelab:argocd.enabled: false"},
+		{"argocd", `{"repoURL": "github.com/x/y"}`, `homelab:argocd.repoURL: "github.com/x/y" is not a Git repository URL`},
+		{"argocd", `{"repoURL": "https://github.com/x/y.git", "path": "../apps"}`, `homelab:argocd.path: "../apps" must be a folder relative to the repository root`},
+		{"argocd", `{"repoURL": "https://github.com/x/y.git", "chart": {"version": "v10.1.1"}}`, `homelab:argocd.chart.version: "v10.1.1" is not a chart version`},
+		{"argocd", `{"enable": false}`, `homelab:argocd.enable: unknown key; did you mean enabled?`},
+		{"onepassword", `{"vault": "kubernetes/x"}`, `homelab:onepassword.vault: "kubernetes/x" has leading or trailing spaces or a '/'`},
+		{"onepassword", `{"conectItem": "x"}`, `homelab:onepassword.conectItem: unknown key; did you mean connectItem?`},
+	}
+	for _, tc := range cases {
+		_, err := loadKey(t, tc.key, tc.value)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s = %s: error %v; want it to contain %q", tc.key, tc.value, err, tc.want)
+		}
+	}
+	if _, err := loadKey(t, "argocd", `{"enabled": false}`); err != nil {
+		t.Errorf("a stack without Argo CD needs no repoURL: %v", err)
+	}
+}
+
 func TestMissingClusterKeyIsAnError(t *testing.T) {
 	_, _, err := stackconfig.Load(func(string) (string, bool) { return "", false })
 	if err == nil || !strings.Contains(err.Error(), "homelab:cluster: required") {
@@ -236,6 +296,8 @@ func loadWithNetworking(t *testing.T, networking map[string]any) (*stackconfig.C
 			return string(cluster), true
 		case "networking":
 			return string(net), true
+		case "argocd":
+			return argocd, true
 		}
 		return "", false
 	})

@@ -1,0 +1,113 @@
+package components
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
+	"gopkg.in/yaml.v3"
+
+	"homelab/internal/onepassword"
+)
+
+// ClusterBackupArgs configures the backup of the cluster identity.
+type ClusterBackupArgs struct {
+	// VaultUUID is the vault's UUID. Required.
+	VaultUUID string
+	// Title is the item's title. Required.
+	Title string
+	// Secrets is the cluster identity to back up. Required.
+	Secrets *ClusterSecrets
+	// Talosconfig is the admin talosconfig (secret). Required.
+	Talosconfig pulumi.StringInput
+}
+
+// ClusterBackup writes the Talos secrets bundle (in talosctl's secrets.yaml form) and the
+// talosconfig to a 1Password item, so losing the Pulumi state does not lose the cluster. Destroy
+// leaves the item in the vault.
+type ClusterBackup struct {
+	pulumi.ResourceState
+
+	// Item is the vault item.
+	Item *onepassword.ItemResource
+}
+
+// NewClusterBackup registers the item.
+func NewClusterBackup(ctx *pulumi.Context, name string, args *ClusterBackupArgs, opts ...pulumi.ResourceOption) (*ClusterBackup, error) {
+	b := &ClusterBackup{}
+	if err := ctx.RegisterComponentResource(backupType, name, b, opts...); err != nil {
+		return nil, err
+	}
+	bundle := args.Secrets.MachineSecrets.ApplyT(SecretsYAML).(pulumi.StringOutput)
+	item, err := onepassword.NewItem(ctx, name, onepassword.ItemArgs{
+		Vault:    args.VaultUUID,
+		Title:    args.Title,
+		Category: "secure_note",
+		Tags:     []string{"talos", "pulumi"},
+		Section:  "talos",
+		Fields: []onepassword.ItemField{
+			{Label: "secrets.yaml", Type: "CONCEALED", Value: pulumi.ToSecret(bundle).(pulumi.StringOutput)},
+			{Label: "talosconfig", Type: "CONCEALED", Value: args.Talosconfig},
+		},
+	},
+		pulumi.Parent(b),
+		// The backup outlives the stack.
+		pulumi.RetainOnDelete(true),
+	)
+	if err != nil {
+		return nil, err
+	}
+	b.Item = item
+	if err := ctx.RegisterResourceOutputs(b, pulumi.Map{}); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// SecretsYAML writes a bundle in the form of talosctl's secrets.yaml (`talosctl gen secrets`),
+// which `pulumi import` of the secrets resource, `talosctl gen config --with-secrets` and
+// cmd/render --secrets all read.
+func SecretsYAML(s machine.MachineSecrets) (string, error) {
+	type pair struct {
+		Crt string `yaml:"crt,omitempty"`
+		Key string `yaml:"key"`
+	}
+	doc := struct {
+		Cluster struct {
+			ID     string `yaml:"id"`
+			Secret string `yaml:"secret"`
+		} `yaml:"cluster"`
+		Secrets struct {
+			BootstrapToken            string `yaml:"bootstraptoken"`
+			SecretboxEncryptionSecret string `yaml:"secretboxencryptionsecret,omitempty"`
+			AESCBCEncryptionSecret    string `yaml:"aescbcencryptionsecret,omitempty"`
+		} `yaml:"secrets"`
+		TrustdInfo struct {
+			Token string `yaml:"token"`
+		} `yaml:"trustdinfo"`
+		Certs struct {
+			Etcd              pair `yaml:"etcd"`
+			K8s               pair `yaml:"k8s"`
+			K8sAggregator     pair `yaml:"k8saggregator"`
+			K8sServiceAccount pair `yaml:"k8sserviceaccount"`
+			OS                pair `yaml:"os"`
+		} `yaml:"certs"`
+	}{}
+	doc.Cluster.ID, doc.Cluster.Secret = s.Cluster.Id, s.Cluster.Secret
+	doc.Secrets.BootstrapToken = s.Secrets.BootstrapToken
+	doc.Secrets.SecretboxEncryptionSecret = s.Secrets.SecretboxEncryptionSecret
+	if s.Secrets.AescbcEncryptionSecret != nil {
+		doc.Secrets.AESCBCEncryptionSecret = *s.Secrets.AescbcEncryptionSecret
+	}
+	doc.TrustdInfo.Token = s.Trustdinfo.Token
+	doc.Certs.Etcd = pair{s.Certs.Etcd.Cert, s.Certs.Etcd.Key}
+	doc.Certs.K8s = pair{s.Certs.K8s.Cert, s.Certs.K8s.Key}
+	doc.Certs.K8sAggregator = pair{s.Certs.K8sAggregator.Cert, s.Certs.K8sAggregator.Key}
+	doc.Certs.K8sServiceAccount = pair{Key: s.Certs.K8sServiceaccount.Key}
+	doc.Certs.OS = pair{s.Certs.Os.Cert, s.Certs.Os.Key}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return "", fmt.Errorf("writing the secrets bundle: %w", err)
+	}
+	return string(out), nil
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"homelab/components"
+	"homelab/internal/stackconfig"
+)
+
+// buildPlatform builds everything on top of the running cluster, through one Kubernetes provider:
+// Gateway API CRDs, Cilium, the handover of every node to it and the clean-up, L2 load balancing,
+// 1Password Connect, the cluster backup, and Argo CD.
+func buildPlatform(ctx *pulumi.Context, cfg *stackconfig.Config, in *inputs, t *talosCluster, v *vault) error {
+	k8s, err := components.NewClusterProvider(ctx, "kubernetes", cfg.Cluster.Name, t.boot.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	onCluster := pulumi.Provider(k8s)
+	gateway, err := components.NewGatewayAPI(ctx, "gateway-api", &components.GatewayAPIArgs{CRDs: in.net.GatewayAPICRDs}, onCluster)
+	if err != nil {
+		return err
+	}
+	cilium, err := components.NewCilium(ctx, "cilium", &components.CiliumArgs{Version: cfg.Networking.Cilium.Version,
+		Values: in.net.CiliumValues, GatewayAPI: gateway, Nodes: len(cfg.Cluster.Nodes)}, onCluster)
+	if err != nil {
+		return err
+	}
+	if len(in.net.L2) > 0 {
+		if _, err := components.NewL2Announcements(ctx, "l2", &components.L2AnnouncementsArgs{Objects: in.net.L2, Cilium: cilium}, onCluster); err != nil {
+			return err
+		}
+	}
+	rollout, err := components.NewRollout(ctx, "config", &components.RolloutArgs{Cluster: cfg.Cluster, Talos: in.talos,
+		BaseConfigs: t.base, ClientConfiguration: t.secrets.ClientConfiguration, Install: t.install,
+		Kubeconfig: t.boot.Kubeconfig, After: []pulumi.Resource{cilium.Chart}, CheckCilium: true})
+	if err != nil {
+		return err
+	}
+	if _, err := components.NewCNICleanup(ctx, "cni-cleanup", &components.CNICleanupArgs{Script: in.net.CleanupScript,
+		Kubeconfig: t.boot.Kubeconfig, Rollout: rollout}); err != nil {
+		return err
+	}
+
+	if _, err := components.NewClusterBackup(ctx, "backup", &components.ClusterBackupArgs{VaultUUID: v.UUID,
+		Title: cfg.OnePassword.BackupItem, Secrets: t.secrets, Talosconfig: t.boot.Talosconfig}); err != nil {
+		return err
+	}
+	connect, err := components.NewOnePasswordConnect(ctx, "onepassword", &components.OnePasswordConnectArgs{
+		Version: cfg.OnePassword.ConnectChart.Version, Data: in.connect, Credentials: v.ConnectCredentials,
+		Token: v.Token, Cilium: cilium}, onCluster)
+	if err != nil {
+		return err
+	}
+	if in.argocd != nil {
+		if _, err := components.NewArgoCD(ctx, "argocd", &components.ArgoCDArgs{Version: cfg.ArgoCD.Chart.Version,
+			Data: in.argocd, Connect: connect, Cilium: cilium}, onCluster); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"encoding/base64"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+
+	"homelab/internal/manifests"
+	"homelab/src"
+)
+
+const (
+	argoAppToken = "kubernetes:argoproj.io/v1alpha1:Application"
+	opItemToken  = "kubernetes:onepassword.com/v1:OnePasswordItem"
+	nsToken      = "kubernetes:v1:Namespace"
+)
+
+func TestSecretsReachTheClusterOnlyAsSecrets(t *testing.T) {
+	r := mustRun(t, stack(t, "norns"), runOpts{})
+	values := r.get(t, chartToken, "onepassword").Inputs["values"]
+	creds := values.ObjectValue()["connect"].ObjectValue()["credentials_base64"]
+	token := values.ObjectValue()["operator"].ObjectValue()["token"].ObjectValue()["value"]
+	if !creds.IsSecret() || !token.IsSecret() {
+		t.Fatalf("connect credentials secret %v, operator token secret %v: both must be secrets", creds.IsSecret(), token.IsSecret())
+	}
+	if got, _ := base64.StdEncoding.DecodeString(str(creds)); string(got) != connectCredentials {
+		t.Errorf("credentials_base64 decodes to %q, want the vault's credentials file", got)
+	}
+	if str(token) != connectToken {
+		t.Errorf("operator token %q, want the vault's", str(token))
+	}
+	if r.get(t, chartToken, "onepassword").Inputs["valueYamlFiles"].ContainsSecrets() {
+		t.Error("the values file is secret: it must hold no secret, only settings")
+	}
+}
+
+func TestSecretValuesNeverLeaveInClear(t *testing.T) {
+	r := mustRun(t, freshNorns(t), runOpts{})
+	for _, res := range r.resources {
+		checkNoClearSecret(t, res.Type+" "+res.Name, resource.NewObjectProperty(res.Inputs))
+	}
+}
+
+// checkNoClearSecret fails when a fixture secret appears in a value outside a secret.
+func checkNoClearSecret(t *testing.T, where string, v resource.PropertyValue) {
+	t.Helper()
+	switch {
+	case v.IsSecret():
+		return
+	case v.IsObject():
+		for k, e := range v.ObjectValue() {
+			checkNoClearSecret(t, where+"."+string(k), e)
+		}
+	case v.IsArray():
+		for _, e := range v.ArrayValue() {
+			checkNoClearSecret(t, where, e)
+		}
+	case v.IsString():
+		for _, secret := range []string{connectToken, "fixture-credentials", serviceAccount, "cluster-secret", "fixture-server-key"} {
+			if strings.Contains(v.StringValue(), secret) {
+				t.Errorf("%s holds a secret in clear text", where)
+			}
+		}
+	}
+}
+
+func TestBackupItemHoldsTheClusterIdentity(t *testing.T) {
+	r := mustRun(t, stack(t, "norns"), runOpts{})
+	item := r.get(t, itemToken, "backup")
+	if !item.deps()["cluster-secrets"] {
+		t.Errorf("the backup item does not depend on the cluster secrets; deps %v", item.deps())
+	}
+	if str(item.Inputs["vault"]) != "vault-uuid" || str(item.Inputs["title"]) != "talos-norns" {
+		t.Errorf("backup goes to vault %v, item %v; want the kubernetes vault's UUID and talos-norns", item.Inputs["vault"], item.Inputs["title"])
+	}
+	labels := map[string]bool{}
+	for _, f := range item.Inputs["sections"].ArrayValue()[0].ObjectValue()["fields"].ArrayValue() {
+		labels[str(f.ObjectValue()["label"])] = true
+		if !f.ObjectValue()["value"].IsSecret() {
+			t.Errorf("field %s of the backup item is not secret", str(f.ObjectValue()["label"]))
+		}
+	}
+	if !labels["secrets.yaml"] || !labels["talosconfig"] {
+		t.Errorf("backup fields %v, want secrets.yaml and talosconfig", labels)
+	}
+	if !item.Req.GetRetainOnDelete() {
+		t.Error("destroy would delete the backup")
+	}
+	if item.Req.GetVersion() != "1.1.4" || item.Req.GetPluginDownloadURL() != "github://api.github.com/1Password/pulumi-onepassword" {
+		t.Errorf("item registered for plugin %q from %q; want the real onepassword 1.1.4", item.Req.GetVersion(), item.Req.GetPluginDownloadURL())
+	}
+}
+
+func TestConnectWaitsForCiliumAndArgoCDForConnect(t *testing.T) {
+	r := mustRun(t, freshNorns(t), runOpts{})
+	connect := r.get(t, chartToken, "onepassword")
+	if !connect.deps()["cilium"] {
+		t.Error("1Password Connect does not wait for Cilium")
+	}
+	argo := r.get(t, chartToken, "argocd")
+	if !r.dependsOn(argo, "onepassword") || !argo.deps()["cilium"] {
+		t.Errorf("Argo CD does not wait for Connect and Cilium; deps %v", argo.deps())
+	}
+	admin := r.get(t, opItemToken, "argocd-admin-secret")
+	if !admin.deps()["onepassword"] || str(admin.Inputs["spec"].ObjectValue()["itemPath"]) != "vaults/kubernetes/items/argocd" {
+		t.Errorf("admin secret: deps %v, spec %v", admin.deps(), admin.Inputs["spec"])
+	}
+	root := r.get(t, argoAppToken, "argocd-root-app")
+	if !root.deps()["argocd"] {
+		t.Error("the root application does not wait for the Argo CD chart (its CRDs)")
+	}
+}
+
+func TestRootAppSyncsTheStackRepository(t *testing.T) {
+	r := mustRun(t, stack(t, "norns"), runOpts{config: map[string]string{
+		"homelab:argocd": `{"repoURL": "https://git.example.org/lab.git", "revision": "v2", "path": "deploy/apps"}`,
+	}})
+	spec := r.get(t, argoAppToken, "argocd-root-app").Inputs["spec"].ObjectValue()
+	src := spec["source"].ObjectValue()
+	if str(src["repoURL"]) != "https://git.example.org/lab.git" || str(src["targetRevision"]) != "v2" || str(src["path"]) != "deploy/apps" {
+		t.Errorf("root source %v", src)
+	}
+	auto := spec["syncPolicy"].ObjectValue()["automated"].ObjectValue()
+	if !auto["prune"].BoolValue() || !auto["selfHeal"].BoolValue() {
+		t.Errorf("root sync policy %v, want automated prune and self-heal", auto)
+	}
+}
+
+func TestArgoCDOffRegistersNoneOfIt(t *testing.T) {
+	vault := fixtureVault()
+	delete(vault, "argocd") // not needed without Argo CD
+	r := mustRun(t, stack(t, "norns"), runOpts{vault: vault, config: map[string]string{"homelab:argocd": `{"enabled": false}`}})
+	for _, res := range r.resources {
+		if strings.Contains(res.Type, "argoproj") || strings.HasPrefix(res.Name, "argocd") || res.Type == "homelab:gitops:ArgoCD" {
+			t.Errorf("Argo CD is off, but %s %s is registered", res.Type, res.Name)
+		}
+	}
+	if len(r.ofType(chartToken)) != 2 {
+		t.Errorf("charts %s; want cilium and onepassword only", r.names(chartToken))
+	}
+}
+
+func TestMissingVaultItemStopsTheRunAndRegistersNothing(t *testing.T) {
+	cases := map[string]struct {
+		mutate func(map[string]map[string]string)
+		want   []string
+	}{
+		"missing item": {func(v map[string]map[string]string) { delete(v, "onepassword-connect") }, []string{
+			`vault "kubernetes" has no item "onepassword-connect"`, `field "credentials" (the content of 1password-credentials.json`, `field "token" (a Connect token`}},
+		"missing field": {func(v map[string]map[string]string) { delete(v["argocd"], "server.secretkey") }, []string{
+			`item "argocd" in vault "kubernetes" lacks field "server.secretkey": add field "server.secretkey" (a random string`}},
+		"empty field": {func(v map[string]map[string]string) { v["onepassword-connect"]["token"] = "" }, []string{
+			`item "onepassword-connect" in vault "kubernetes" lacks field "token"`}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			vault := fixtureVault()
+			tc.mutate(vault)
+			r := runProgram(t, freshNorns(t), runOpts{vault: vault})
+			if r.err == nil {
+				t.Fatal("the run went on without the vault item")
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(r.err.Error(), want) {
+					t.Errorf("error does not contain %q:\n%v", want, r.err)
+				}
+			}
+			if len(r.resources) != 0 {
+				t.Errorf("registered %s before failing", r.names(""))
+			}
+		})
+	}
+}
+
+func TestProviderCredentialsMustBeSecretStackSettings(t *testing.T) {
+	r := runProgramPlain(t, stack(t, "norns"), map[string]string{"onepassword:url": "http://connect:8080", "onepassword:token": "plain-token"})
+	if r.err == nil || !strings.Contains(r.err.Error(), "onepassword:token is stored in plain text; store it encrypted: pulumi config set --secret onepassword:token <token>") {
+		t.Errorf("a plain-text token gave %v", r.err)
+	}
+	r = runProgramPlain(t, stack(t, "norns"), map[string]string{})
+	if r.err == nil || !strings.Contains(r.err.Error(), "the 1Password provider has no credentials; set either onepassword:serviceAccountToken") {
+		t.Errorf("no credentials gave %v", r.err)
+	}
+	if len(r.resources) != 0 {
+		t.Errorf("registered %s before failing", r.names(""))
+	}
+}
+
+func TestChildApplicationsFollowTheStackRepository(t *testing.T) {
+	argo := stackKey(t, "norns", "argocd")
+	apps, err := fs.Glob(src.FS, "apps/*/*.app.yaml")
+	if err != nil || len(apps) == 0 {
+		t.Fatalf("no child application under src/apps (%v)", err)
+	}
+	var infrastructure bool
+	for _, name := range apps {
+		data, err := fs.ReadFile(src.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := manifests.Decode(name, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if o.Kind != "Application" || o.Namespace != "argocd" {
+				t.Errorf("src/%s: %s %s/%s; child applications are Applications in argocd", name, o.Kind, o.Namespace, o.Name)
+				continue
+			}
+			source := o.Fields["spec"].(map[string]any)["source"].(map[string]any)
+			if source["repoURL"] != argo["repoURL"] {
+				t.Errorf("src/%s syncs %v, the norns stack's repository is %v", name, source["repoURL"], argo["repoURL"])
+			}
+			if p, _ := source["path"].(string); !strings.HasPrefix(p, "src/apps/") {
+				t.Errorf("src/%s: source path %q is outside src/apps", name, p)
+			} else if _, err := fs.Stat(src.FS, strings.TrimPrefix(p, "src/")); err != nil {
+				t.Errorf("src/%s: source path %q does not exist", name, p)
+			}
+			infrastructure = infrastructure || strings.HasPrefix(name, "apps/infrastructure/")
+		}
+	}
+	if !infrastructure {
+		t.Error("no infrastructure application ships under src/apps/infrastructure/")
+	}
+}
