@@ -288,7 +288,7 @@ func TestDestroyHarmsNothing(t *testing.T) {
 		case res.Type == applyToken:
 			od := res.Inputs["onDestroy"].ObjectValue()
 			if od["reset"].BoolValue() {
-				t.Errorf("%s resets its node on destroy", res.Name)
+				t.Errorf("%s resets its node on destroy, and the stack did not opt in", res.Name)
 			}
 		case res.Type == commandToken:
 			if d, ok := res.Inputs["delete"]; ok && !d.IsNull() && str(d) != "" {
@@ -306,5 +306,40 @@ func TestDestroyHarmsNothing(t *testing.T) {
 	}
 	if !r.get(t, secretsToken, "cluster-secrets").Req.GetProtect() {
 		t.Error("the secrets bundle is not protected")
+	}
+}
+
+func TestKubeconfigClientKeyIsEncryptedInState(t *testing.T) {
+	r := mustRun(t, stack(t, "norns"), runOpts{})
+	kc := r.get(t, kubeconfigTok, "bootstrap-kubeconfig")
+	if !slices.Contains(kc.Req.GetAdditionalSecretOutputs(), "kubernetesClientConfiguration") {
+		t.Errorf("additional secret outputs %v: the client key in kubernetesClientConfiguration would be stored in clear", kc.Req.GetAdditionalSecretOutputs())
+	}
+}
+
+func TestInstallsAreNeverUpdated(t *testing.T) {
+	r := mustRun(t, fiveNodes(t), runOpts{})
+	for _, n := range []string{"urd", "verdandi", "skuld", "w1", "w2"} {
+		in := r.get(t, applyToken, "install-"+n)
+		for key := range in.Inputs {
+			if !slices.Contains(in.Req.GetIgnoreChanges(), string(key)) {
+				t.Errorf("install-%s does not ignore %s: a change to it would re-send the first config in mode auto", n, key)
+			}
+		}
+	}
+}
+
+func TestNodesAreResetOnDestroyOnlyWhenTheStackOptsIn(t *testing.T) {
+	for _, optIn := range []bool{false, true} {
+		c := stack(t, "norns")
+		c["resetOnDestroy"] = optIn
+		r := mustRun(t, c, runOpts{})
+		for _, res := range r.ofType(applyToken) {
+			reset := res.Inputs["onDestroy"].ObjectValue()["reset"].BoolValue()
+			want := optIn && strings.HasPrefix(res.Name, "config-apply-")
+			if reset != want {
+				t.Errorf("resetOnDestroy %v: %s resets its node on destroy: %v, want %v", optIn, res.Name, reset, want)
+			}
+		}
 	}
 }

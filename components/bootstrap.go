@@ -81,6 +81,8 @@ func NewBootstrap(ctx *pulumi.Context, name string, args *BootstrapArgs, opts ..
 		pulumi.Parent(b),
 		// The API server exists only after bootstrap (or, when adopted, once the nodes are managed).
 		pulumi.DependsOn(apiReady),
+		// The SDK encrypts only kubeconfigRaw; the same client key is in this output too.
+		pulumi.AdditionalSecretOutputs([]string{"kubernetesClientConfiguration"}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("registering the kubeconfig: %w", err)

@@ -73,8 +73,10 @@ func NewInstall(ctx *pulumi.Context, name string, args *InstallArgs, opts ...pul
 		},
 			pulumi.Parent(in),
 			pulumi.DependsOn(deps),
-			// Installed once; the Rollout applies every later change.
-			pulumi.IgnoreChanges([]string{"machineConfigurationInput", "configPatches", "applyMode"}),
+			// Installed once; the Rollout applies every later change. Every input is ignored: an
+			// update would re-send this first config in mode auto (a renewed client certificate is
+			// enough to cause one), rolling a running node back to it, on every node at once.
+			pulumi.IgnoreChanges(installInputs),
 		)
 		if err != nil {
 			return nil, fmt.Errorf("registering the install of node %s: %w", n.Name, err)
@@ -105,6 +107,9 @@ func (in *Install) of(nodes []stackconfig.Node) []pulumi.Resource {
 	}
 	return out
 }
+
+// installInputs are every input of an install, all ignored after creation.
+var installInputs = []string{"node", "endpoint", "clientConfiguration", "machineConfigurationInput", "configPatches", "applyMode", "onDestroy", "timeouts"}
 
 // keepNodeOnDestroy makes removing an apply from the program leave the node as it is: no reset,
 // no wipe. Resetting a node is a deliberate talosctl reset, never a side effect of pulumi destroy.

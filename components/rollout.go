@@ -31,6 +31,9 @@ type RolloutArgs struct {
 	After []pulumi.Resource
 	// CheckCilium makes each reboot gate also wait for the Cilium agent on the node. Optional.
 	CheckCilium bool
+	// ResetOnDestroy makes `pulumi destroy` (or removing a node from the stack) reset the node:
+	// wipe its STATE and EPHEMERAL partitions. Optional; default false: nodes are left as they are.
+	ResetOnDestroy bool
 }
 
 // Rollout applies the final config to every node and keeps it there. Per node, in roll order
@@ -68,7 +71,7 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 	var previousGate pulumi.Resource
 	for _, n := range args.Cluster.RollOrder() {
 		patches := args.Talos.NodePatches(args.Cluster, n, talosplan.Final)
-		config := func(mode string) *machine.ConfigurationApplyArgs {
+		config := func(mode string, onDestroy *machine.ConfigurationApplyOnDestroyArgs) *machine.ConfigurationApplyArgs {
 			return &machine.ConfigurationApplyArgs{
 				Node:                      pulumi.String(n.Address),
 				Endpoint:                  pulumi.String(n.Address),
@@ -76,13 +79,13 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 				MachineConfigurationInput: args.BaseConfigs[n.Role],
 				ConfigPatches:             pulumi.ToStringArray(talosplan.Contents(patches)),
 				ApplyMode:                 pulumi.String(mode),
-				OnDestroy:                 keepNodeOnDestroy(),
+				OnDestroy:                 onDestroy,
 				Timeouts:                  nodeTimeouts(),
 			}
 		}
 		// Staging needs an installed node, and whatever args.After names (the CNI the config expects).
 		stageAfter := append([]pulumi.Resource{args.Install.Applies[n.Name]}, args.After...)
-		stage, err := machine.NewConfigurationApply(ctx, name+"-stage-"+n.Name, config("staged"),
+		stage, err := machine.NewConfigurationApply(ctx, name+"-stage-"+n.Name, config("staged", keepNodeOnDestroy()),
 			pulumi.Parent(r), pulumi.DependsOn(stageAfter))
 		if err != nil {
 			return nil, fmt.Errorf("registering the staged config of node %s: %w", n.Name, err)
@@ -128,7 +131,11 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 			return nil, fmt.Errorf("registering the reboot gate of node %s: %w", n.Name, err)
 		}
 
-		apply, err := machine.NewConfigurationApply(ctx, name+"-apply-"+n.Name, config("no_reboot"),
+		onDestroy := keepNodeOnDestroy()
+		if args.ResetOnDestroy {
+			onDestroy.Reset = pulumi.Bool(true)
+		}
+		apply, err := machine.NewConfigurationApply(ctx, name+"-apply-"+n.Name, config("no_reboot", onDestroy),
 			pulumi.Parent(r),
 			// Apply live only after the gate: the node then already runs any reboot setting.
 			pulumi.DependsOn([]pulumi.Resource{gate}))

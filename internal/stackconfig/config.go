@@ -140,6 +140,10 @@ type Cluster struct {
 	// nodes install straight into the final config, and no node reboots for a handover. Optional;
 	// default false: a new cluster from nodes in maintenance mode.
 	Adopt bool `json:"adopt,omitempty"`
+	// ResetOnDestroy opts in to resetting nodes: `pulumi destroy`, or removing a node from the
+	// stack, then wipes the node's STATE and EPHEMERAL partitions. Optional; default false: a
+	// destroy leaves every node as it is. Run `pulumi up` after changing it, before a destroy.
+	ResetOnDestroy bool `json:"resetOnDestroy,omitempty"`
 	// Nodes are the machines of the cluster, in roll-out order. Required, at least one control plane.
 	Nodes []Node `json:"nodes"`
 }

@@ -75,7 +75,7 @@ func TestInvalidConfigNamesKeyAndFix(t *testing.T) {
 		{"unknown key is an error with a suggestion", func(c map[string]any) { node(c, 1)["instalDisk"] = "/dev/sda" },
 			`homelab:cluster.nodes[1].instalDisk: unknown key; did you mean installDisk?`},
 		{"unknown top-level key", func(c map[string]any) { c["vip"] = "192.168.0.100" },
-			`homelab:cluster.vip: unknown key; known keys: adopt, contract, endpoint, installDisk, kubernetesVersion, name, nodes, secureBoot, talosVersion`},
+			`homelab:cluster.vip: unknown key; known keys: adopt, contract, endpoint, installDisk, kubernetesVersion, name, nodes, resetOnDestroy, secureBoot, talosVersion`},
 		{"missing name", func(c map[string]any) { delete(c, "name") },
 			`homelab:cluster.name: required; set the cluster name, a DNS label such as norns`},
 		{"missing endpoint", func(c map[string]any) { delete(c, "endpoint") },
