@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -364,25 +363,14 @@ func nameOf(addr string) string {
 	return addr
 }
 
-// srcWith copies src/ into memory with some files replaced.
+// srcWith is src/ with some files added or replaced.
 func srcWith(t *testing.T, files map[string]string) fs.FS {
 	t.Helper()
-	out := fstest.MapFS{}
-	err := fs.WalkDir(src.FS, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(src.FS, p)
-		out[p] = &fstest.MapFile{Data: b}
-		return err
-	})
+	data, err := src.With(files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, content := range files {
-		out[name] = &fstest.MapFile{Data: []byte(content)}
-	}
-	return out
+	return data
 }
 
 func TestLabNewClusterAndItsLife(t *testing.T) {

@@ -1,8 +1,6 @@
 package components
 
 import (
-	"fmt"
-
 	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -53,22 +51,16 @@ func NewArgoCD(ctx *pulumi.Context, name string, args *ArgoCDArgs, opts ...pulum
 	if err != nil {
 		return nil, err
 	}
-	chart, err := helmv4.NewChart(ctx, name, &helmv4.ChartArgs{
-		Chart:          pulumi.String("argo-cd"),
-		Version:        pulumi.String(args.Version),
-		RepositoryOpts: &helmv4.RepositoryOptsArgs{Repo: pulumi.String(ArgoCDRepository)},
-		Name:           pulumi.String("argocd"),
-		Namespace:      pulumi.String(args.Data.Namespace.Name),
-		ValueYamlFiles: pulumi.AssetOrArchiveArray{pulumi.NewStringAsset(args.Data.Values)},
+	chart, err := newChart(ctx, name, chartSpec{
+		repo: ArgoCDRepository, chart: "argo-cd", version: args.Version,
+		release: "argocd", namespace: args.Data.Namespace.Name, values: args.Data.Values,
 	},
 		pulumi.Parent(a),
 		// argocd-server starts only with argocd-secret, which the operator syncs; pods need the CNI.
 		pulumi.DependsOn([]pulumi.Resource{admin, args.Cilium.Chart}),
-		// Deleting Argo CD would orphan every application; destroy must not.
-		pulumi.Protect(true),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("registering the argo-cd chart %s: %w", args.Version, err)
+		return nil, err
 	}
 	root, err := newObject(ctx, name+"-root-app", args.Data.RootApp,
 		pulumi.Parent(a),

@@ -1,8 +1,6 @@
 package components
 
 import (
-	"fmt"
-
 	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -43,23 +41,17 @@ func NewCilium(ctx *pulumi.Context, name string, args *CiliumArgs, opts ...pulum
 	if err := ctx.RegisterComponentResource(ciliumType, name, c, opts...); err != nil {
 		return nil, err
 	}
-	chart, err := helmv4.NewChart(ctx, name, &helmv4.ChartArgs{
-		Chart:          pulumi.String("cilium"),
-		Version:        pulumi.String(args.Version),
-		RepositoryOpts: &helmv4.RepositoryOptsArgs{Repo: pulumi.String(CiliumRepository)},
-		Name:           pulumi.String("cilium"),
-		Namespace:      pulumi.String("kube-system"),
-		ValueYamlFiles: pulumi.AssetOrArchiveArray{pulumi.NewStringAsset(args.Values)},
-		Values:         args.ComputedValues(),
+	chart, err := newChart(ctx, name, chartSpec{
+		repo: CiliumRepository, chart: "cilium", version: args.Version,
+		release: "cilium", namespace: "kube-system",
+		values: args.Values, computed: args.ComputedValues(),
 	},
 		pulumi.Parent(c),
 		// Cilium enables its Gateway API support only if the CRDs exist when it starts.
 		pulumi.DependsOn(args.GatewayAPI.CRDs),
-		// Deleting the CNI takes the cluster's network down; the chart's objects inherit this.
-		pulumi.Protect(true),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("registering the cilium chart %s: %w", args.Version, err)
+		return nil, err
 	}
 	c.Chart = chart
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{}); err != nil {

@@ -2,7 +2,6 @@ package components
 
 import (
 	"encoding/base64"
-	"fmt"
 	"strings"
 
 	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
@@ -50,14 +49,10 @@ func NewOnePasswordConnect(ctx *pulumi.Context, name string, args *OnePasswordCo
 		return nil, err
 	}
 	credentials := args.Credentials.ToStringOutput().ApplyT(credentialsBase64).(pulumi.StringOutput)
-	chart, err := helmv4.NewChart(ctx, name, &helmv4.ChartArgs{
-		Chart:          pulumi.String("connect"),
-		Version:        pulumi.String(args.Version),
-		RepositoryOpts: &helmv4.RepositoryOptsArgs{Repo: pulumi.String(ConnectRepository)},
-		Name:           pulumi.String("connect"),
-		Namespace:      pulumi.String(args.Data.Namespace.Name),
-		ValueYamlFiles: pulumi.AssetOrArchiveArray{pulumi.NewStringAsset(args.Data.Values)},
-		Values: pulumi.Map{
+	chart, err := newChart(ctx, name, chartSpec{
+		repo: ConnectRepository, chart: "connect", version: args.Version,
+		release: "connect", namespace: args.Data.Namespace.Name, values: args.Data.Values,
+		computed: pulumi.Map{
 			"connect":  pulumi.Map{"credentials_base64": pulumi.ToSecret(credentials)},
 			"operator": pulumi.Map{"token": pulumi.Map{"value": pulumi.ToSecret(args.Token)}},
 		},
@@ -65,11 +60,9 @@ func NewOnePasswordConnect(ctx *pulumi.Context, name string, args *OnePasswordCo
 		pulumi.Parent(c),
 		// The chart installs into the namespace, and its pods need the CNI.
 		pulumi.DependsOn([]pulumi.Resource{ns, args.Cilium.Chart}),
-		// Deleting it stops every Secret sync; destroy must not.
-		pulumi.Protect(true),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("registering the connect chart %s: %w", args.Version, err)
+		return nil, err
 	}
 	c.Chart = chart
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{}); err != nil {

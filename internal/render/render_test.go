@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
@@ -125,25 +124,14 @@ func TestNornsConfigsCarryTheRunbookSettings(t *testing.T) {
 	}
 }
 
-// srcWith copies src/ into memory and adds or replaces files.
-func srcWith(t *testing.T, files map[string]string) fstest.MapFS {
+// srcWith is src/ with some files added or replaced.
+func srcWith(t *testing.T, files map[string]string) fs.FS {
 	t.Helper()
-	out := fstest.MapFS{}
-	err := fs.WalkDir(src.FS, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(src.FS, path)
-		out[path] = &fstest.MapFile{Data: b}
-		return err
-	})
+	data, err := src.With(files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, content := range files {
-		out[name] = &fstest.MapFile{Data: []byte(content)}
-	}
-	return out
+	return data
 }
 
 func TestBadPatchFailsNamingTheFile(t *testing.T) {
