@@ -28,7 +28,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"homelab/internal/lab/labstate"
-	"homelab/internal/stackconfig"
 	"homelab/internal/stackfile"
 	"homelab/internal/talosplan"
 	"homelab/src"
@@ -605,7 +604,11 @@ func adoptedWorld(t *testing.T) *labstate.State {
 	s := emptyWorld()
 	s.Bootstrapped = true
 	s.Charts["cilium"] = "1.18.3"
-	talos, err := loadTalosForLab()
+	talos, err := talosplan.Load(src.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := stackfile.LoadConfig(".", "norns")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +616,7 @@ func adoptedWorld(t *testing.T) *labstate.State {
 		s.Nodes[addr] = &labstate.Node{Address: addr, Role: "controlplane", Mode: labstate.Running, Config: &labstate.Config{
 			Hostname: name, Reboot: map[string]string{
 				"cluster.network.cni.name": "none", "cluster.proxy.disabled": "true",
-				"machine.install.image": talos.InstallerImage(clusterForLab(t)),
+				"machine.install.image": talos.InstallerImage(cfg.Cluster),
 			},
 		}}
 	}
@@ -668,21 +671,6 @@ func TestLabMissingVaultItemStopsBeforeAnyNode(t *testing.T) {
 			t.Errorf("%s %s", name, op)
 		}
 	}
-}
-
-func loadTalosForLab() (*talosplan.Data, error) { return talosplan.Load(src.FS) }
-
-func clusterForLab(t *testing.T) stackconfig.Cluster {
-	t.Helper()
-	sf, err := stackfile.Load(".", "norns")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, _, err := stackconfig.Load(sf.Get)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg.Cluster
 }
 
 func TestLabDestroyResetsNodesOnlyOnOptIn(t *testing.T) {

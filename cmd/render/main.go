@@ -20,7 +20,6 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
 
 	"homelab/internal/render"
-	"homelab/internal/stackconfig"
 	"homelab/internal/stackfile"
 	"homelab/internal/talosplan"
 )
@@ -43,11 +42,7 @@ func main() {
 }
 
 func run(stack, out, secretsFile string, bringUp bool) error {
-	sf, err := stackfile.Load(".", stack)
-	if err != nil {
-		return err
-	}
-	cfg, warnings, cfgErr := stackconfig.Load(sf.Get)
+	cfg, warnings, cfgErr := stackfile.LoadConfig(".", stack)
 	talos, dataErr := talosplan.Load(os.DirFS("src"))
 	if err := errors.Join(cfgErr, dataErr); err != nil {
 		return err
@@ -57,6 +52,7 @@ func run(stack, out, secretsFile string, bringUp bool) error {
 	}
 
 	var bundle *secrets.Bundle
+	var err error
 	if secretsFile != "" {
 		if bundle, err = secrets.LoadBundle(secretsFile); err != nil {
 			return fmt.Errorf("--secrets %s: %w", secretsFile, err)

@@ -19,11 +19,7 @@ import (
 
 func nornsCluster(t *testing.T) stackconfig.Cluster {
 	t.Helper()
-	sf, err := stackfile.Load("../..", "norns")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, _, err := stackconfig.Load(sf.Get)
+	cfg, _, err := stackfile.LoadConfig("../..", "norns")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,3 +97,13 @@ func (s *Stack) Get(key string) (string, bool) {
 	v, ok := s.values[key]
 	return v, ok
 }
+
+// LoadConfig loads a stack file and validates its homelab keys with stackconfig.Load, as the
+// program does: what cmd/render and the tests start from.
+func LoadConfig(dir, stack string) (*stackconfig.Config, []string, error) {
+	sf, err := Load(dir, stack)
+	if err != nil {
+		return nil, nil, err
+	}
+	return stackconfig.Load(sf.Get)
+}
