@@ -1,15 +1,21 @@
 // Package onepassword is a minimal typed binding of the 1Password Pulumi provider
 // (github.com/1Password/pulumi-onepassword, plugin "onepassword" v1.1.4, which bridges
-// terraform-provider-onepassword v2.1.2) for exactly what this program uses: the provider resource,
-// the getVault and getItem functions and the Item resource. It registers the real tokens through
-// the Pulumi SDK's generic calls, with the plugin version and download URL, so `pulumi up` installs
-// and runs the real plugin; and it marks secret what the generated SDK marks secret.
+// terraform-provider-onepassword v2.1.2) for exactly what this program uses: the getVault and
+// getItem functions and the Item resource. It registers the real tokens through the Pulumi SDK's
+// generic calls, with the plugin version and download URL, so `pulumi up` installs and runs the
+// real plugin; and it marks secret what the generated SDK marks secret.
+//
+// The provider resource is the engine's default provider for the package, configured by the
+// provider's own secret stack settings (onepassword:serviceAccountToken, or onepassword:url and
+// onepassword:token). An explicit provider (pulumi:providers:onepassword) would have to be
+// registered before the vault can be read; with the default one, a missing vault item stops the
+// run with nothing registered.
 //
 // Why not the official SDK: the Go module github.com/1Password/pulumi-onepassword/sdk is refused by
 // the module proxy this project builds with. To swap to it once it is served: require
-// github.com/1Password/pulumi-onepassword/sdk v1.1.4, replace NewProvider, GetVault, GetItem and
-// NewItem with onepassword.NewProvider, onepassword.GetVault(Output), onepassword.LookupItem(Output)
-// and onepassword.NewItem (same tokens and field names), and delete this package.
+// github.com/1Password/pulumi-onepassword/sdk v1.1.4, replace GetVault, GetItem and NewItem with
+// onepassword.GetVault, onepassword.LookupItem and onepassword.NewItem (same tokens and field
+// names), keep Require, and delete the rest of this package.
 package onepassword
 
 import (
@@ -25,7 +31,6 @@ const (
 	PluginVersion     = "1.1.4"
 	PluginDownloadURL = "github://api.github.com/1Password/pulumi-onepassword"
 
-	ProviderType  = "pulumi:providers:onepassword"
 	ItemType      = "onepassword:index/item:Item"
 	GetItemToken  = "onepassword:index/getItem:getItem"
 	GetVaultToken = "onepassword:index/getVault:getVault"
@@ -34,42 +39,6 @@ const (
 // plugin pins the plugin on every call, as the generated SDK does.
 func plugin() []pulumi.ResourceOrInvokeOption {
 	return []pulumi.ResourceOrInvokeOption{pulumi.Version(PluginVersion), pulumi.PluginDownloadURL(PluginDownloadURL)}
-}
-
-// ProviderArgs configures the provider: a Connect server (URL and token) or a service account
-// (token; needs the op CLI on the machine that runs Pulumi). Tokens are always sent as secrets.
-type ProviderArgs struct {
-	URL                 pulumi.StringInput
-	Token               pulumi.StringInput
-	ServiceAccountToken pulumi.StringInput
-}
-
-// Provider is an explicit 1Password provider.
-type Provider struct {
-	pulumi.ProviderResourceState
-}
-
-// NewProvider registers the provider.
-func NewProvider(ctx *pulumi.Context, name string, args ProviderArgs, opts ...pulumi.ResourceOption) (*Provider, error) {
-	props := pulumi.Map{}
-	if args.URL != nil {
-		props["url"] = args.URL
-	}
-	if args.Token != nil {
-		props["token"] = pulumi.ToSecret(args.Token)
-	}
-	if args.ServiceAccountToken != nil {
-		props["serviceAccountToken"] = pulumi.ToSecret(args.ServiceAccountToken)
-	}
-	p := &Provider{}
-	opts = append(opts, pulumi.AdditionalSecretOutputs([]string{"token", "serviceAccountToken"}))
-	for _, o := range plugin() {
-		opts = append(opts, o)
-	}
-	if err := ctx.RegisterResource(ProviderType, name, props, p, opts...); err != nil {
-		return nil, fmt.Errorf("registering the 1Password provider: %w", err)
-	}
-	return p, nil
 }
 
 // Vault is the result of getVault.
