@@ -59,11 +59,6 @@ func labDir(t *testing.T) string {
 	return abs
 }
 
-// fixtureVaultItems is the vault of a lab world.
-func fixtureVaultItems() map[string]map[string]string {
-	return fixtureVault()
-}
-
 // freshWorld is norns's three machines booted into maintenance mode.
 func freshWorld() *labstate.State {
 	s := emptyWorld()
@@ -76,7 +71,7 @@ func freshWorld() *labstate.State {
 func emptyWorld() *labstate.State {
 	return &labstate.State{
 		Nodes: map[string]*labstate.Node{}, CRDs: map[string]bool{}, DaemonSets: map[string]bool{},
-		Objects: map[string]bool{}, Charts: map[string]string{}, Vault: fixtureVaultItems(), Written: map[string]map[string]string{},
+		Objects: map[string]bool{}, Charts: map[string]string{}, Vault: fixtureVault(), Written: map[string]map[string]string{},
 	}
 }
 

@@ -2,11 +2,11 @@ package components
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
+
+	"homelab/internal/stackconfig"
 )
 
 // ClusterSecretsArgs configures the cluster identity.
@@ -67,21 +67,9 @@ func NewClusterSecrets(ctx *pulumi.Context, name string, args *ClusterSecretsArg
 // config of running nodes would change under them. Bundles imported from talosctl record v1.2 or
 // v1.3, which says nothing about the cluster, so those are not compared.
 func checkContract(stored, want string) (string, error) {
-	if stored == "" || stored == want || olderThan(stored, "v1.4") {
+	if stored == "" || stored == want || stackconfig.ContractOlder(stored, "v1.4") {
 		return want, nil
 	}
 	return "", fmt.Errorf("homelab:cluster.contract: the cluster secrets were created with contract %s, and the config asks for %s; "+
 		"the contract is fixed for the life of a cluster, so set homelab:cluster.contract: %s in the stack file", stored, want, stored)
-}
-
-func olderThan(a, b string) bool {
-	parse := func(s string) (int, int) {
-		major, minor, _ := strings.Cut(strings.TrimPrefix(s, "v"), ".")
-		x, _ := strconv.Atoi(major)
-		y, _ := strconv.Atoi(minor)
-		return x, y
-	}
-	ax, ay := parse(a)
-	bx, by := parse(b)
-	return ax < bx || (ax == bx && ay < by)
 }

@@ -4,7 +4,6 @@
 package manifests
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -231,8 +230,7 @@ func ReadValues(fsys fs.FS, name string) (string, error) {
 		return "", fmt.Errorf("src/%s: %w", name, err)
 	}
 	var values map[string]any
-	dec := yaml.NewDecoder(bufio.NewReader(bytes.NewReader(data)))
-	if err := dec.Decode(&values); err != nil {
+	if err := yaml.Unmarshal(data, &values); err != nil {
 		return "", fmt.Errorf("src/%s: not a YAML mapping of Helm values: %w", name, err)
 	}
 	return string(data), nil

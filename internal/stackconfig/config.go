@@ -220,7 +220,7 @@ func (c *Cluster) validate(key string, p *Problems) (warnings []string) {
 	if c.Contract != "" {
 		if !contractRe.MatchString(c.Contract) {
 			p.add(key+".contract", "%q is not of the form vX.Y; set the contract the cluster was created with, e.g. v1.11", c.Contract)
-		} else if versionRe.MatchString(c.TalosVersion) && newer(c.Contract, majorMinor(c.TalosVersion)) {
+		} else if versionRe.MatchString(c.TalosVersion) && ContractOlder(majorMinor(c.TalosVersion), c.Contract) {
 			p.add(key+".contract", "%s is newer than talosVersion %s, whose nodes reject its config; set it to %s or lower", c.Contract, c.TalosVersion, majorMinor(c.TalosVersion))
 		}
 	}
@@ -424,8 +424,8 @@ func majorMinor(v string) string {
 	return parts[0] + "." + parts[1]
 }
 
-// newer reports whether contract a (vX.Y) is newer than b.
-func newer(a, b string) bool {
+// ContractOlder reports whether contract a (vX.Y) is older than contract b.
+func ContractOlder(a, b string) bool {
 	parse := func(s string) (int, int) {
 		major, minor, _ := strings.Cut(strings.TrimPrefix(s, "v"), ".")
 		x, _ := strconv.Atoi(major)
@@ -434,7 +434,7 @@ func newer(a, b string) bool {
 	}
 	ax, ay := parse(a)
 	bx, by := parse(b)
-	return ax > bx || (ax == bx && ay > by)
+	return ax < bx || (ax == bx && ay < by)
 }
 
 // VersionContract is the machine-config contract, vX.Y: Contract, or the major.minor of TalosVersion.
