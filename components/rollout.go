@@ -91,7 +91,8 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 			return nil, fmt.Errorf("registering the staged config of node %s: %w", n.Name, err)
 		}
 
-		// The gate's talosconfig names only its own node, so adding a node changes no other gate.
+		// The gate's talosconfig names only its own node, so adding a node changes no other gate (its
+		// CA and client certificate serve for every node of the cluster).
 		talosconfig := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
 			ClusterName: pulumi.String(args.Cluster.Name),
 			ClientConfiguration: &client.GetConfigurationClientConfigurationArgs{
@@ -114,6 +115,7 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 			Environment: pulumi.StringMap{
 				"NODE_NAME":        pulumi.String(n.Name),
 				"NODE_ADDRESS":     pulumi.String(n.Address),
+				"HEALTH_ENDPOINT":  pulumi.String(healthEndpoint(args.Cluster, n)),
 				"REBOOT_SETTINGS":  pulumi.String(settings),
 				"ROLL_MARK":        pulumi.String(talosplan.Mark(settings)),
 				"INSTALLED_MARK":   pulumi.String(talosplan.Mark(installed)),
@@ -151,4 +153,14 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 		return nil, err
 	}
 	return r, nil
+}
+
+// healthEndpoint is the node a gate asks for the cluster's health: Talos runs the check on that
+// node, and only a control plane can reach the other nodes and serve the kubeconfig, so a worker's
+// gate asks the first control plane.
+func healthEndpoint(c stackconfig.Cluster, n stackconfig.Node) string {
+	if n.Role == stackconfig.RoleControlPlane {
+		return n.Address
+	}
+	return c.ControlPlanes()[0].Address
 }

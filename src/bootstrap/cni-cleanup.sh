@@ -13,7 +13,9 @@ trap 'rm -rf "$work"' EXIT
 printf '%s\n' "$KUBECONFIG_DATA" >"$work/kubeconfig"
 kube() { kubectl --kubeconfig "$work/kubeconfig" "$@"; }
 
-kube -n kube-system delete daemonset kube-flannel kube-proxy --ignore-not-found --wait=true --timeout "$TIMEOUT" >&2
+# Foreground cascade: the DaemonSets go only once their pods are gone, and --wait waits for that.
+# (The default, background, returns while the pods still terminate, and the check below fails.)
+kube -n kube-system delete daemonset kube-flannel kube-proxy --ignore-not-found --cascade=foreground --wait=true --timeout "$TIMEOUT" >&2
 kube -n kube-system delete configmap kube-flannel-cfg --ignore-not-found >&2
 kube -n kube-system delete serviceaccount flannel kube-proxy --ignore-not-found >&2
 kube delete clusterrolebinding flannel kube-proxy --ignore-not-found >&2

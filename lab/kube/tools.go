@@ -1,0 +1,11 @@
+//go:build tools
+
+// Package kube pins the module graph of the Kubernetes control plane the lab runs
+// (k8s.io/kubernetes v1.34.1, its staging modules replaced by the published v0.34.1 ones).
+package kube
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)

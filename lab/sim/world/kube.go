@@ -1,0 +1,496 @@
+package world
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"homelab/lab/sim/labtime"
+)
+
+// kube is the cluster's Kubernetes control plane: one real etcd, kube-apiserver,
+// kube-controller-manager and kube-scheduler (v1.34.1, built from k8s.io/kubernetes) and KWOK in
+// place of every node's kubelet, all on loopback. The world starts it when etcd is bootstrapped,
+// with the cluster's own Kubernetes CA and service-account key from the bootstrap node's machine
+// config, so the kubeconfig a node serves is trusted by it as on real hardware.
+//
+// Simplifications: one API server process serves every control plane. Each control-plane node's
+// address gets a TCP proxy on port 6443 that forwards to it while that node runs (its API server
+// static pod is up), so a cluster endpoint naming one node is unreachable while that node
+// reboots, as on hardware. etcd's membership is simulated by the world (the nodes' etcd API); the
+// one real etcd only stores Kubernetes' data.
+type kube struct {
+	dir     string
+	bin     string
+	procs   []*exec.Cmd
+	apiPort int
+	ca      *ca
+	admin   *leaf
+	client  *kubernetes.Clientset
+	rest    *rest.Config
+
+	mu      sync.Mutex
+	proxies map[string]*tcpProxy // by node address
+}
+
+// kubeBin is the directory with the lab's Kubernetes binaries: $LAB_BIN.
+func kubeBin() string { return os.Getenv("LAB_BIN") }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startKube starts the control plane. caCert/caKey are the cluster's Kubernetes CA, saKey the
+// service-account signing key, all PEM; sans are the addresses the API server is reached at.
+func startKube(dir string, caCert, caKey, saKey []byte, sans []string) (*kube, error) {
+	k := &kube{dir: dir, bin: kubeBin(), proxies: map[string]*tcpProxy{}}
+	if k.bin == "" {
+		return nil, fmt.Errorf("LAB_BIN is not set: the lab's Kubernetes binaries are built by lab/build")
+	}
+	var err error
+	if k.ca, err = parseCA(caCert, caKey); err != nil {
+		return nil, fmt.Errorf("cluster.ca of the bootstrap node: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		_ = os.WriteFile(p, b, 0o600)
+		return p
+	}
+	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	for _, s := range sans {
+		if ip := net.ParseIP(s); ip != nil {
+			ips = append(ips, ip)
+		}
+	}
+	serving, err := k.ca.issue(leafSpec{cn: "kube-apiserver", ips: ips,
+		dns:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+		usage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil {
+		return nil, err
+	}
+	client := func(cn string, orgs ...string) (*leaf, error) {
+		return k.ca.issue(leafSpec{cn: cn, orgs: orgs, usage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	}
+	if k.admin, err = client("admin", "system:masters"); err != nil {
+		return nil, err
+	}
+	kcm, err := client("system:kube-controller-manager")
+	if err != nil {
+		return nil, err
+	}
+	sched, err := client("system:kube-scheduler")
+	if err != nil {
+		return nil, err
+	}
+	caFile := write("ca.crt", caCert)
+	write("ca.key", caKey)
+	saFile := write("sa.key", saKey)
+	etcdPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	peerPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if k.apiPort, err = freePort(); err != nil {
+		return nil, err
+	}
+	server := fmt.Sprintf("https://127.0.0.1:%d", k.apiPort)
+	kubeconfig := func(name string, l *leaf) string {
+		return write(name+".kubeconfig", []byte(kubeconfigText("lab", server, caCert, l.certPEM, l.keyPEM)))
+	}
+	adminKC := kubeconfig("admin", k.admin)
+
+	logs := filepath.Join(dir, "logs")
+	_ = os.MkdirAll(logs, 0o700)
+	if err := k.start("etcd", "--name=lab", "--data-dir="+filepath.Join(dir, "etcd"), "--unsafe-no-fsync",
+		fmt.Sprintf("--listen-client-urls=http://127.0.0.1:%d", etcdPort),
+		fmt.Sprintf("--advertise-client-urls=http://127.0.0.1:%d", etcdPort),
+		fmt.Sprintf("--listen-peer-urls=http://127.0.0.1:%d", peerPort),
+		fmt.Sprintf("--initial-advertise-peer-urls=http://127.0.0.1:%d", peerPort),
+		fmt.Sprintf("--initial-cluster=lab=http://127.0.0.1:%d", peerPort)); err != nil {
+		return nil, err
+	}
+	if err := k.start("kube-apiserver",
+		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdPort),
+		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", k.apiPort),
+		"--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
+		"--tls-cert-file="+write("apiserver.crt", serving.certPEM), "--tls-private-key-file="+write("apiserver.key", serving.keyPEM),
+		"--client-ca-file="+caFile, "--authorization-mode=Node,RBAC",
+		"--service-account-key-file="+saFile, "--service-account-signing-key-file="+saFile,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-cluster-ip-range=10.96.0.0/12", "--allow-privileged=true"); err != nil {
+		return nil, err
+	}
+	if err := waitHTTPS(server+"/readyz", caCert, k.admin, 60*time.Second); err != nil {
+		k.stop()
+		return nil, fmt.Errorf("kube-apiserver: %w (logs in %s)", err, logs)
+	}
+	if err := k.start("kube-controller-manager", "--kubeconfig="+kubeconfig("kcm", kcm),
+		"--leader-elect=false", "--use-service-account-credentials", "--secure-port=0",
+		"--service-account-private-key-file="+saFile, "--root-ca-file="+caFile,
+		"--cluster-signing-cert-file="+caFile, "--cluster-signing-key-file="+filepath.Join(dir, "ca.key"),
+		"--controllers=*,-nodeipam"); err != nil {
+		return nil, err
+	}
+	if err := k.start("kube-scheduler", "--kubeconfig="+kubeconfig("scheduler", sched), "--leader-elect=false",
+		"--authentication-kubeconfig="+filepath.Join(dir, "scheduler.kubeconfig"),
+		"--authorization-kubeconfig="+filepath.Join(dir, "scheduler.kubeconfig"), "--secure-port=0"); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kwok.yaml"), []byte(kwokStages()), 0o600); err != nil {
+		return nil, err
+	}
+	if err := k.start("kwok", "--kubeconfig="+adminKC, "--config="+filepath.Join(dir, "kwok.yaml"),
+		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--node-lease-duration-seconds=40",
+		"--server-address="); err != nil {
+		return nil, err
+	}
+	if k.rest, err = clientcmd.RESTConfigFromKubeConfig([]byte(kubeconfigText("lab", server, caCert, k.admin.certPEM, k.admin.keyPEM))); err != nil {
+		return nil, err
+	}
+	k.rest.QPS, k.rest.Burst = 200, 400
+	if k.client, err = kubernetes.NewForConfig(k.rest); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *kube) start(name string, args ...string) error {
+	log, err := os.Create(filepath.Join(k.dir, "logs", name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(k.bin, name), args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Dir = k.dir
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	k.procs = append(k.procs, cmd)
+	return nil
+}
+
+func (k *kube) stop() {
+	k.mu.Lock()
+	for _, p := range k.proxies {
+		p.close()
+	}
+	k.mu.Unlock()
+	for i := len(k.procs) - 1; i >= 0; i-- {
+		_ = k.procs[i].Process.Kill()
+		_, _ = k.procs[i].Process.Wait()
+	}
+}
+
+// serveAt makes the API server reachable at addr:6443 (a control plane's API server is up) or not.
+func (k *kube) serveAt(addr string, up bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p := k.proxies[addr]
+	if p == nil {
+		var err error
+		if p, err = newProxy(net.JoinHostPort(addr, "6443"), fmt.Sprintf("127.0.0.1:%d", k.apiPort)); err != nil {
+			return
+		}
+		k.proxies[addr] = p
+	}
+	p.setUp(up)
+}
+
+func waitHTTPS(url string, caPEM []byte, client *leaf, timeout time.Duration) error {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsClientConfig(pool, client)}}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("not ready after %s: %v", timeout, last)
+}
+
+// kubeconfigText is a kubeconfig with one cluster, user and context.
+func kubeconfigText(name, server string, caPEM, certPEM, keyPEM []byte) string {
+	enc := base64.StdEncoding.EncodeToString
+	return fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: %[1]s
+  cluster:
+    server: %[2]s
+    certificate-authority-data: %[3]s
+users:
+- name: admin@%[1]s
+  user:
+    client-certificate-data: %[4]s
+    client-key-data: %[5]s
+contexts:
+- name: admin@%[1]s
+  context:
+    cluster: %[1]s
+    namespace: default
+    user: admin@%[1]s
+current-context: admin@%[1]s
+`, name, server, enc(caPEM), enc(certPEM), enc(keyPEM))
+}
+
+// kwokStages are the lab's KWOK stages: KWOK plays every node's kubelet. A node the world marks
+// down (label lab.homelab.dev/down, while it reboots or is off) reports Ready=False, and its pods
+// (annotation lab.homelab.dev/down) report not ready; otherwise nodes are Ready and scheduled pods
+// start after labtime.ContainerStart. A deleted pod lingers for its grace period, compressed, as
+// a kubelet stopping its containers would keep it (the stock "fast" stage deletes at once, which
+// hides pods that outlive their DaemonSet).
+func kwokStages() string {
+	ms := func(d time.Duration) string { return strconv.FormatInt(labtime.Lab(d).Milliseconds(), 10) }
+	return strings.NewReplacer("$START", ms(labtime.ContainerStart), "$GRACE", ms(30*time.Second)).Replace(`apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: lab-node-ready
+spec:
+  resourceRef: {apiGroup: v1, kind: Node}
+  selector:
+    matchExpressions:
+    - {key: '.metadata.labels["lab.homelab.dev/down"]', operator: DoesNotExist}
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: NotIn
+      values: ['True']
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      {{ range NodeConditions }}
+      - lastHeartbeatTime: {{ $now | Quote }}
+        lastTransitionTime: {{ $now | Quote }}
+        message: {{ .message | Quote }}
+        reason: {{ .reason | Quote }}
+        status: {{ .status | Quote }}
+        type: {{ .type | Quote }}
+      {{ end }}
+      phase: Running
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: lab-node-down
+spec:
+  resourceRef: {apiGroup: v1, kind: Node}
+  selector:
+    matchExpressions:
+    - key: '.metadata.labels["lab.homelab.dev/down"]'
+      operator: In
+      values: ['true']
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: In
+      values: ['True']
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      {{ range NodeConditions }}
+      {{ if eq .type "Ready" }}
+      - lastHeartbeatTime: {{ $now | Quote }}
+        lastTransitionTime: {{ $now | Quote }}
+        message: "lab: the node is down"
+        reason: KubeletNotReady
+        status: "False"
+        type: Ready
+      {{ else }}
+      - lastHeartbeatTime: {{ $now | Quote }}
+        lastTransitionTime: {{ $now | Quote }}
+        message: {{ .message | Quote }}
+        reason: {{ .reason | Quote }}
+        status: {{ .status | Quote }}
+        type: {{ .type | Quote }}
+      {{ end }}
+      {{ end }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: lab-pod-ready
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - {key: '.metadata.deletionTimestamp', operator: DoesNotExist}
+    - {key: '.spec.nodeName', operator: Exists}
+    - {key: '.metadata.annotations["lab.homelab.dev/down"]', operator: DoesNotExist}
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: NotIn
+      values: ['True']
+  delay:
+    durationMilliseconds: $START
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized}
+      - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "True", type: Ready}
+      - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "True", type: ContainersReady}
+      - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "True", type: PodScheduled}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        imageID: ""
+        name: {{ .name | Quote }}
+        ready: true
+        restartCount: 0
+        started: true
+        state:
+          running:
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+      hostIPs:
+      - ip: {{ NodeIPWith .spec.nodeName | Quote }}
+      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+      phase: Running
+      startTime: {{ $now | Quote }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: lab-pod-down
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - {key: '.metadata.deletionTimestamp', operator: DoesNotExist}
+    - {key: '.metadata.annotations["lab.homelab.dev/down"]', operator: Exists}
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: In
+      values: ['True']
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized}
+      - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "False", reason: ContainersNotReady, type: Ready}
+      - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "False", reason: ContainersNotReady, type: ContainersReady}
+      - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "True", type: PodScheduled}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: lab-pod-delete
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - {key: '.metadata.deletionTimestamp', operator: Exists}
+  delay:
+    durationMilliseconds: $GRACE
+  next:
+    finalizers:
+      empty: true
+    delete: true
+`)
+}
+
+// proxy forwards TCP connections from one address to another while it is up.
+type tcpProxy struct {
+	l      net.Listener
+	target string
+	mu     sync.Mutex
+	up     bool
+	conns  map[net.Conn]bool
+}
+
+func newProxy(listen, target string) (*tcpProxy, error) {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	p := &tcpProxy{l: l, target: target, conns: map[net.Conn]bool{}}
+	go p.serve()
+	return p, nil
+}
+
+func (p *tcpProxy) serve() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		up := p.up
+		if up {
+			p.conns[c] = true
+		}
+		p.mu.Unlock()
+		if !up {
+			// A node that is down refuses: close at once (a reset, as an unreachable port would).
+			_ = c.Close()
+			continue
+		}
+		go p.pipe(c)
+	}
+}
+
+func (p *tcpProxy) pipe(c net.Conn) {
+	defer func() {
+		p.mu.Lock()
+		delete(p.conns, c)
+		p.mu.Unlock()
+		c.Close()
+	}()
+	t, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer t.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(t, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, t); done <- struct{}{} }()
+	<-done
+}
+
+func (p *tcpProxy) setUp(up bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.up = up
+	if !up {
+		for c := range p.conns {
+			_ = c.Close()
+		}
+	}
+}
+
+func (p *tcpProxy) close() { _ = p.l.Close(); p.setUp(false) }
+
+var _ = context.Background

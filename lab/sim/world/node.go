@@ -1,0 +1,381 @@
+package world
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/siderolabs/talos/pkg/machinery/api/machine"
+
+	"homelab/lab/sim/labevent"
+	"homelab/lab/sim/labtime"
+)
+
+// Node phases.
+const (
+	phaseOff         = "off"
+	phaseBooting     = "booting"
+	phaseMaintenance = "maintenance"
+	phaseInstalling  = "installing"
+	phaseRunning     = "running"
+	phaseRebooting   = "rebooting"
+	phaseUpgrading   = "upgrading"
+	phaseResetting   = "resetting"
+)
+
+// Node is one simulated machine running Talos v1.11.5. Everything a Talos node decides for itself
+// (which apply modes it accepts, whether a change needs a reboot, what a reboot, upgrade or reset
+// does to its config and its installed image) lives here and in the machine API handlers, each
+// rule citing the upstream file and line it follows.
+type Node struct {
+	w    *World
+	Addr string
+	dir  string
+
+	mu sync.Mutex
+	// phase is what the machine is doing; see the phase constants.
+	phase string
+	// installed is true once Talos is on the disk (the META partition exists).
+	installed bool
+	// image is the installed Talos: what the boot entry holds. Only an install or an upgrade
+	// changes it, never a reboot.
+	image installerImage
+	// kernelArgs are the extra kernel arguments the boot entry holds (GRUB only; ignored under
+	// systemd-boot, which secure-boot images use).
+	kernelArgs []string
+	// active is the config in effect; persisted is STATE/config.yaml, what the next boot loads.
+	// They differ after a staged apply.
+	active, persisted *machineConfig
+	bootID            string
+	// etcd is true while the node is an etcd member (its /var/lib/etcd holds data).
+	etcd   bool
+	etcdID uint64
+	// unreachable drops the node off the network (a pulled cable or a dead switch port).
+	unreachable bool
+	rt          *bootRuntime
+	// configVersions are the versions of the node's control-plane config resources (APIServerConfig
+	// and friends), bumped on every change as a COSI resource version is.
+	configVersions map[string]int
+}
+
+func newNode(w *World, addr string) *Node {
+	return &Node{w: w, Addr: addr, dir: filepath.Join(w.Dir, "nodes", addr), phase: phaseOff, configVersions: map[string]int{}}
+}
+
+func (n *Node) log(op, detail string, start time.Time, real time.Duration) {
+	e := labevent.Event{Actor: "talos-node", Op: op, Node: n.Addr, Detail: detail}
+	if !start.IsZero() {
+		e.Start, e.End, e.Real = start, time.Now(), real
+	}
+	labevent.Log(n.w.Dir, e)
+}
+
+// state returns a snapshot for the control API and the tests.
+func (n *Node) state() NodeState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := NodeState{Address: n.Addr, Phase: n.phase, Installed: n.installed, Image: n.image, KernelArgs: n.kernelArgs,
+		BootID: n.bootID, Etcd: n.etcd, Unreachable: n.unreachable}
+	if n.active != nil {
+		s.Hostname = n.active.hostname()
+		s.Role = n.active.machineType().String()
+		s.Config = string(n.active.bytes)
+		s.CNI = n.active.p.Cluster().Network().CNI().Name()
+		s.ProxyDisabled = !n.active.p.Cluster().Proxy().Enabled()
+		s.KubeletVersion = n.active.kubeletVersion()
+	}
+	if n.persisted != nil && (n.active == nil || string(n.persisted.bytes) != string(n.active.bytes)) {
+		s.Staged = true
+	}
+	return s
+}
+
+// NodeState is a node as the control API reports it.
+type NodeState struct {
+	Address        string         `json:"address"`
+	Phase          string         `json:"phase"`
+	Installed      bool           `json:"installed"`
+	Image          installerImage `json:"image"`
+	KernelArgs     []string       `json:"kernelArgs,omitempty"`
+	BootID         string         `json:"bootID"`
+	Etcd           bool           `json:"etcd"`
+	Unreachable    bool           `json:"unreachable"`
+	Hostname       string         `json:"hostname,omitempty"`
+	Role           string         `json:"role,omitempty"`
+	CNI            string         `json:"cni,omitempty"`
+	ProxyDisabled  bool           `json:"proxyDisabled,omitempty"`
+	KubeletVersion string         `json:"kubeletVersion,omitempty"`
+	Staged         bool           `json:"staged,omitempty"`
+	Config         string         `json:"config,omitempty"`
+}
+
+// powerOn boots the machine from whatever it has: Talos from disk when installed and configured,
+// otherwise maintenance mode (the ISO or PXE image a new machine boots, and what a node whose
+// STATE was wiped boots into: internal/app/machined/pkg/controllers/config/acquire.go:230-275).
+func (n *Node) powerOn() {
+	n.mu.Lock()
+	if n.phase != phaseOff {
+		n.mu.Unlock()
+		return
+	}
+	n.phase = phaseBooting
+	n.mu.Unlock()
+	go n.boot(time.Now(), labtime.Boot)
+}
+
+// boot brings the node up after d of (real) boot time.
+func (n *Node) boot(start time.Time, real time.Duration) {
+	time.Sleep(labtime.Lab(real))
+	// Lock order: never take the world's lock while holding a node's.
+	n.mu.Lock()
+	next := n.persisted
+	n.mu.Unlock()
+	var osCA *ca
+	if next != nil {
+		if next.controlPlane() {
+			_ = n.w.learnOSCA(next)
+		}
+		var err error
+		if osCA, err = n.w.osAuthority(); err != nil {
+			n.log("boot-failed", err.Error(), start, real)
+			n.mu.Lock()
+			n.phase = phaseOff
+			n.mu.Unlock()
+			return
+		}
+	}
+	n.mu.Lock()
+	if n.phase != phaseBooting {
+		n.mu.Unlock()
+		return
+	}
+	n.bootID = uuid.NewString()
+	maintenance := n.persisted == nil
+	if !maintenance {
+		n.active = n.persisted
+	}
+	rt, err := startRuntime(n, maintenance, osCA)
+	if err != nil {
+		n.phase = phaseOff
+		n.mu.Unlock()
+		n.log("boot-failed", err.Error(), start, real)
+		return
+	}
+	n.rt = rt
+	if maintenance {
+		n.phase = phaseMaintenance
+	} else {
+		n.phase = phaseRunning
+	}
+	n.mu.Unlock()
+	n.log("boot", map[bool]string{true: "maintenance", false: "running"}[maintenance], start, real)
+	if !maintenance {
+		n.w.nodeRunning(n)
+		rt.bootDone()
+	}
+}
+
+// goDown stops the node's API (every stream drops, as when machined stops) and marks it down in
+// Kubernetes. The caller holds no lock.
+func (n *Node) goDown(phase string) {
+	n.mu.Lock()
+	rt := n.rt
+	n.rt = nil
+	n.phase = phase
+	n.mu.Unlock()
+	if rt != nil {
+		rt.stop()
+	}
+	n.w.nodeDown(n)
+}
+
+// reboot runs Talos's reboot sequence in the background (SequenceReboot:
+// internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer.go:236-248): services stop (the
+// "stopAllServices" task), the machine restarts, and the next boot loads STATE/config.yaml, so a
+// staged config takes effect. A reboot never reinstalls: the installed image and kernel arguments
+// stay as they are.
+func (n *Node) reboot(actorID, reason string) {
+	start := time.Now()
+	n.mu.Lock()
+	rt := n.rt
+	n.phase = phaseRebooting
+	n.mu.Unlock()
+	if rt != nil {
+		rt.publishStage(machine.MachineStatusEvent_REBOOTING, false, actorID)
+		rt.events.publish(&machine.SequenceEvent{Sequence: "reboot", Action: machine.SequenceEvent_START}, actorID)
+	}
+	go func() {
+		time.Sleep(labtime.Lab(labtime.Shutdown))
+		if rt != nil {
+			rt.events.publish(&machine.TaskEvent{Task: "stopAllServices", Action: machine.TaskEvent_START}, actorID)
+		}
+		n.goDown(phaseRebooting)
+		n.log("reboot", reason, start, labtime.Shutdown+labtime.Boot)
+		n.mu.Lock()
+		n.phase = phaseBooting
+		n.mu.Unlock()
+		n.boot(start, labtime.Boot)
+	}()
+}
+
+// install writes Talos to the disk from maintenance mode and reboots into the config
+// (SequenceInstall: v1alpha1_sequencer.go:158-183). The installed image is
+// machine.install.image and the boot entry gets machine.install.extraKernelArgs
+// (v1alpha1_sequencer_tasks.go:1467-1470,1510-1520). A machine that is already installed (only its
+// STATE was wiped) boots on without installing or rebooting (:158).
+func (n *Node) install(cfg *machineConfig) {
+	start := time.Now()
+	n.mu.Lock()
+	n.persisted = cfg
+	alreadyInstalled := n.installed
+	n.phase = phaseInstalling
+	n.mu.Unlock()
+	go func() {
+		// The maintenance service tears down once the config is complete (acquire.go:601-662),
+		// after the call has returned.
+		time.Sleep(100 * time.Millisecond)
+		n.goDown(phaseInstalling)
+		if alreadyInstalled {
+			n.mu.Lock()
+			n.phase = phaseBooting
+			n.mu.Unlock()
+			n.boot(start, 0)
+			return
+		}
+		time.Sleep(labtime.Lab(labtime.Install))
+		img, err := parseInstaller(cfg.p.Machine().Install().Image())
+		n.mu.Lock()
+		if err == nil {
+			n.image = img
+		}
+		n.kernelArgs = cfg.p.Machine().Install().ExtraKernelArgs()
+		n.installed = true
+		n.phase = phaseBooting
+		n.mu.Unlock()
+		n.log("install", n.image.Ref, start, labtime.Install)
+		n.boot(time.Now(), labtime.Boot)
+	}()
+}
+
+// upgrade installs image into the other boot entry and reboots into it (SequenceUpgrade:
+// v1alpha1_sequencer.go:418-470): the node is cordoned and drained first, the machine config on
+// STATE is kept (a staged config takes effect at this reboot), and the boot entry's kernel
+// arguments come from the config in effect, not the staged one
+// (internal/pkg/install/install.go:267-279).
+func (n *Node) upgrade(actorID string, img installerImage) {
+	start := time.Now()
+	n.mu.Lock()
+	rt := n.rt
+	n.phase = phaseUpgrading
+	args := n.active.p.Machine().Install().ExtraKernelArgs()
+	n.mu.Unlock()
+	if rt != nil {
+		rt.events.publish(&machine.SequenceEvent{Sequence: "upgrade", Action: machine.SequenceEvent_START}, actorID)
+	}
+	go func() {
+		n.w.drain(n)
+		time.Sleep(labtime.Lab(labtime.Shutdown))
+		if rt != nil {
+			rt.publishStage(machine.MachineStatusEvent_UPGRADING, false, actorID)
+			rt.events.publish(&machine.TaskEvent{Task: "stopAllServices", Action: machine.TaskEvent_START}, actorID)
+		}
+		n.goDown(phaseUpgrading)
+		time.Sleep(labtime.Lab(labtime.Upgrade))
+		n.mu.Lock()
+		from := n.image.Ref
+		n.image = img
+		n.kernelArgs = args
+		n.phase = phaseBooting
+		n.mu.Unlock()
+		n.log("upgrade", from+" -> "+img.Ref, start, labtime.Shutdown+labtime.Upgrade+labtime.Boot)
+		n.boot(time.Now(), labtime.Boot)
+	}()
+}
+
+// reset wipes the node (SequenceReset: v1alpha1_sequencer.go:253-336). graceful drains it and,
+// for a control plane, leaves etcd (:285-303); then the partitions are wiped: the listed system
+// partitions, or with none listed the whole system disk (v1alpha1_server.go:677-682); then it
+// reboots, or with reboot false powers off (:324-332, v1alpha1_sequencer_tasks.go:1356-1371).
+func (n *Node) reset(actorID string, graceful, reboot bool, labels []string) {
+	start := time.Now()
+	n.mu.Lock()
+	rt := n.rt
+	cp := n.active.controlPlane()
+	n.phase = phaseResetting
+	n.mu.Unlock()
+	go func() {
+		if graceful {
+			n.w.drain(n)
+			if cp {
+				n.w.etcdLeave(n)
+			}
+		}
+		time.Sleep(labtime.Lab(labtime.Shutdown))
+		if rt != nil {
+			rt.events.publish(&machine.TaskEvent{Task: "stopAllServices", Action: machine.TaskEvent_START}, actorID)
+		}
+		// Let the stopAllServices event reach the watcher before the stream drops.
+		time.Sleep(50 * time.Millisecond)
+		n.goDown(phaseResetting)
+		n.mu.Lock()
+		wipe := map[string]bool{}
+		for _, l := range labels {
+			wipe[l] = true
+		}
+		if len(labels) == 0 {
+			wipe["STATE"], wipe["EPHEMERAL"], wipe["META"] = true, true, true
+			n.installed = false
+			n.image = installerImage{}
+			n.kernelArgs = nil
+		}
+		if wipe["STATE"] {
+			n.persisted, n.active = nil, nil
+		}
+		if wipe["EPHEMERAL"] {
+			n.etcd = false
+		}
+		n.mu.Unlock()
+		n.log("reset", fmt.Sprintf("graceful=%t reboot=%t wipe=%s", graceful, reboot, strings.Join(labels, ",")), start, labtime.Shutdown)
+		if !reboot {
+			// Powered off: only a hand on the power button brings it back.
+			n.mu.Lock()
+			n.phase = phaseOff
+			n.mu.Unlock()
+			n.log("power-off", "reset with reboot=false", time.Time{}, 0)
+			return
+		}
+		n.mu.Lock()
+		installed := n.installed
+		n.phase = phaseBooting
+		n.mu.Unlock()
+		if !installed {
+			// Whatever boots next (the installer ISO or PXE) comes up in maintenance mode.
+			n.log("reset-disk-wiped", "boots from other media into maintenance mode", time.Time{}, 0)
+		}
+		n.boot(time.Now(), labtime.Boot)
+	}()
+}
+
+// setUnreachable takes the node off the network or puts it back.
+func (n *Node) setUnreachable(off bool) {
+	n.mu.Lock()
+	n.unreachable = off
+	rt := n.rt
+	n.mu.Unlock()
+	if rt != nil {
+		rt.setListening(!off)
+	}
+	n.log(map[bool]string{true: "unreachable", false: "reachable"}[off], "", time.Time{}, 0)
+}
+
+func (n *Node) ensureDir() string {
+	_ = os.MkdirAll(n.dir, 0o700)
+	return n.dir
+}
+
+var _ = context.Background

@@ -1,0 +1,486 @@
+// Package world is the lab's simulated homelab: Talos v1.11.5 nodes that serve the real machine
+// API (gRPC under the cluster's own CA, routed as apid routes, a COSI state, Talos's own health
+// checks), one shared etcd membership, and a real Kubernetes control plane (kube-apiserver,
+// controller manager, scheduler, with KWOK as every node's kubelet) that the nodes start when etcd
+// is bootstrapped and keep in step: node registration, readiness through reboots, static pods,
+// and the bootstrap manifests (Flannel, kube-proxy, CoreDNS). The real talosctl and kubectl, and
+// the provider simulators, talk to it over the network; the lab tests drive and inspect it through
+// a small control API (control.go).
+//
+// Every behaviour follows the upstream source at the version the cluster pins, cited by file and
+// line; lab/README.md's fidelity table lists them with their simplifications.
+package world
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/siderolabs/talos/pkg/machinery/api/machine"
+	mc "github.com/siderolabs/talos/pkg/machinery/config/machine"
+	"k8s.io/client-go/dynamic"
+
+	"homelab/lab/sim/charts"
+	"homelab/lab/sim/labevent"
+)
+
+// World is the simulated homelab.
+type World struct {
+	Dir string
+
+	mu    sync.Mutex
+	nodes map[string]*Node
+	// etcd is the cluster's etcd membership, by member ID.
+	etcd         map[uint64]*etcdMember
+	bootstrapped bool
+	kube         *kube
+	os           *ca
+}
+
+type etcdMember struct {
+	id   uint64
+	name string
+	addr string
+	node *Node
+}
+
+// New creates an empty world in dir.
+func New(dir string) (*World, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "nodes"), 0o700); err != nil {
+		return nil, err
+	}
+	return &World{Dir: dir, nodes: map[string]*Node{}, etcd: map[uint64]*etcdMember{}}, nil
+}
+
+// Close stops every node and the Kubernetes control plane.
+func (w *World) Close() {
+	w.mu.Lock()
+	nodes := make([]*Node, 0, len(w.nodes))
+	for _, n := range w.nodes {
+		nodes = append(nodes, n)
+	}
+	k := w.kube
+	w.mu.Unlock()
+	for _, n := range nodes {
+		n.mu.Lock()
+		rt := n.rt
+		n.rt = nil
+		n.mu.Unlock()
+		if rt != nil {
+			rt.stop()
+		}
+	}
+	if k != nil {
+		k.stop()
+	}
+}
+
+func (w *World) node(addr string) *Node {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.nodes[addr]
+}
+
+func (w *World) allNodes() []*Node {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]*Node, 0, len(w.nodes))
+	for _, n := range w.nodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
+	return out
+}
+
+// AddNode adds a machine and powers it on. A machine with a config is already installed and
+// configured (a node of a cluster built before the lab took over); one without boots into
+// maintenance mode.
+func (w *World) AddNode(spec NodeSpec) error {
+	w.mu.Lock()
+	if _, ok := w.nodes[spec.Address]; ok {
+		w.mu.Unlock()
+		return fmt.Errorf("node %s exists", spec.Address)
+	}
+	n := newNode(w, spec.Address)
+	w.nodes[spec.Address] = n
+	w.mu.Unlock()
+	if spec.Config != "" {
+		cfg, err := parseConfig([]byte(spec.Config))
+		if err != nil {
+			return fmt.Errorf("node %s: %w", spec.Address, err)
+		}
+		img, err := parseInstaller(cfg.p.Machine().Install().Image())
+		if err != nil {
+			return err
+		}
+		if cfg.controlPlane() {
+			if err := w.learnOSCA(cfg); err != nil {
+				return err
+			}
+		}
+		n.mu.Lock()
+		n.installed, n.image, n.active, n.persisted = true, img, cfg, cfg
+		n.kernelArgs = cfg.p.Machine().Install().ExtraKernelArgs()
+		n.etcd = spec.Etcd
+		n.mu.Unlock()
+		if spec.Etcd {
+			w.mu.Lock()
+			w.addMemberLocked(n, cfg.hostname())
+			w.bootstrapped = true
+			w.mu.Unlock()
+		}
+	}
+	n.powerOn()
+	return nil
+}
+
+// NodeSpec is a machine the lab adds.
+type NodeSpec struct {
+	Address string `json:"address"`
+	// Config is the machine config it already runs; empty for a machine in maintenance mode.
+	Config string `json:"config,omitempty"`
+	// Etcd makes a configured control plane an etcd member of the running cluster.
+	Etcd bool `json:"etcd,omitempty"`
+}
+
+// learnOSCA keeps the cluster's OS CA (machine.ca of a control plane, which holds its key): it
+// signs every node's API certificate, as trustd does for workers.
+func (w *World) learnOSCA(cfg *machineConfig) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.os != nil {
+		return nil
+	}
+	pair := cfg.p.Machine().Security().IssuingCA()
+	if pair == nil || len(pair.Key) == 0 {
+		return errors.New("the control plane's machine.ca has no key")
+	}
+	a, err := parseCA(pair.Crt, pair.Key)
+	if err != nil {
+		return fmt.Errorf("machine.ca: %w", err)
+	}
+	w.os = a
+	return nil
+}
+
+func (w *World) osAuthority() (*ca, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.os == nil {
+		return nil, errors.New("no control plane config yet: the cluster's OS CA is unknown")
+	}
+	return w.os, nil
+}
+
+// nodeRunning is called when a configured node has booted: it joins etcd (a control plane of a
+// bootstrapped cluster), its kubelet registers the Node, and a control plane serves the API.
+func (w *World) nodeRunning(n *Node) {
+	n.mu.Lock()
+	cfg := n.active
+	n.mu.Unlock()
+	if cfg.controlPlane() {
+		_ = w.learnOSCA(cfg)
+	}
+	w.mu.Lock()
+	if cfg.controlPlane() && w.bootstrapped && !n.etcd {
+		w.addMemberLocked(n, cfg.hostname())
+	}
+	k := w.kube
+	w.mu.Unlock()
+	w.syncMembers()
+	if k != nil {
+		w.kubeletUp(n)
+		if cfg.controlPlane() {
+			w.applyManifests(n)
+		}
+	}
+	w.syncAPIServers()
+}
+
+// nodeDown is called when a node's API stops (reboot, upgrade, reset, power off).
+func (w *World) nodeDown(n *Node) {
+	w.mu.Lock()
+	k := w.kube
+	w.mu.Unlock()
+	if k != nil {
+		w.kubeletDown(n)
+	}
+	w.syncAPIServers()
+}
+
+func (w *World) addMemberLocked(n *Node, name string) {
+	id := rand.Uint64()
+	w.etcd[id] = &etcdMember{id: id, name: name, addr: n.Addr, node: n}
+	n.mu.Lock()
+	n.etcd, n.etcdID = true, id
+	n.mu.Unlock()
+	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-join", Node: n.Addr, Detail: name})
+}
+
+// quorum reports whether a majority of etcd members run.
+func (w *World) quorumLocked() bool {
+	up := 0
+	for _, m := range w.etcd {
+		if m.node.running() {
+			up++
+		}
+	}
+	return len(w.etcd) > 0 && up*2 > len(w.etcd)
+}
+
+func (n *Node) running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.phase == phaseRunning && n.rt != nil
+}
+
+// syncAPIServers makes the Kubernetes API reachable at each running control plane while etcd has
+// quorum: without a majority of members the API servers cannot serve.
+func (w *World) syncAPIServers() {
+	w.mu.Lock()
+	k, quorum := w.kube, w.quorumLocked()
+	nodes := make([]*Node, 0, len(w.nodes))
+	for _, n := range w.nodes {
+		nodes = append(nodes, n)
+	}
+	w.mu.Unlock()
+	if k == nil {
+		return
+	}
+	for _, n := range nodes {
+		n.mu.Lock()
+		cp := n.active.controlPlane()
+		n.mu.Unlock()
+		if cp {
+			k.serveAt(n.Addr, quorum && n.running())
+		}
+	}
+}
+
+// bootstrap bootstraps etcd on n and starts the Kubernetes control plane with the CA and
+// service-account key of n's config; Talos then applies its bootstrap manifests.
+func (w *World) bootstrap(n *Node) error {
+	n.mu.Lock()
+	cfg := n.active
+	n.mu.Unlock()
+	w.mu.Lock()
+	if w.bootstrapped {
+		w.mu.Unlock()
+		return errors.New("etcd data directory is not empty")
+	}
+	w.bootstrapped = true
+	w.addMemberLocked(n, cfg.hostname())
+	w.mu.Unlock()
+	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "bootstrap", Node: n.Addr})
+	// The other running control planes' etcd waits for the bootstrap, then joins.
+	for _, o := range w.allNodes() {
+		o.mu.Lock()
+		join := o != n && o.active.controlPlane() && !o.etcd && o.phase == phaseRunning
+		name := o.active.hostname()
+		o.mu.Unlock()
+		if join {
+			w.mu.Lock()
+			w.addMemberLocked(o, name)
+			w.mu.Unlock()
+		}
+	}
+	go func() {
+		if err := w.startKube(cfg); err != nil {
+			labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "kube-failed", Node: n.Addr, Detail: err.Error()})
+		}
+	}()
+	return nil
+}
+
+// StartAdopted brings up the control plane of a world whose nodes already run a cluster.
+func (w *World) StartAdopted() error {
+	for _, n := range w.allNodes() {
+		n.mu.Lock()
+		cfg, cp := n.active, n.active.controlPlane() && n.etcd
+		n.mu.Unlock()
+		if cp {
+			return w.startKube(cfg)
+		}
+	}
+	return errors.New("no control plane is an etcd member")
+}
+
+func (w *World) startKube(cfg *machineConfig) error {
+	c := cfg.p.Cluster()
+	var sans []string
+	for _, n := range w.allNodes() {
+		sans = append(sans, n.Addr)
+	}
+	sans = append(sans, c.Endpoint().Hostname())
+	k, err := startKube(filepath.Join(w.Dir, "kube"), c.IssuingCA().Crt, c.IssuingCA().Key, c.ServiceAccount().Key, sans)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.kube = k
+	w.mu.Unlock()
+	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "kube-up"})
+	for _, n := range w.allNodes() {
+		if n.running() {
+			w.kubeletUp(n)
+		}
+	}
+	for _, n := range w.allNodes() {
+		if n.running() && func() bool { n.mu.Lock(); defer n.mu.Unlock(); return n.active.controlPlane() }() {
+			w.applyManifests(n)
+		}
+	}
+	w.syncAPIServers()
+	return nil
+}
+
+// etcdMembers lists the membership as EtcdMemberList reports it: hostname and peer URLs by
+// address (check #3 needs the peer URL hosts to be control-plane IPs).
+func (w *World) etcdMembers() []*machine.EtcdMember {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]*machine.EtcdMember, 0, len(w.etcd))
+	for _, m := range w.etcd {
+		out = append(out, &machine.EtcdMember{Id: m.id, Hostname: m.name,
+			PeerUrls: []string{"https://" + m.addr + ":2380"}, ClientUrls: []string{"https://" + m.addr + ":2379"}})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Hostname < out[j].Hostname })
+	return out
+}
+
+// etcdLeave removes n's own member and its data (internal/pkg/etcd/etcd.go:152-194; a member
+// already gone is success).
+func (w *World) etcdLeave(n *Node) {
+	w.mu.Lock()
+	delete(w.etcd, n.etcdID)
+	w.mu.Unlock()
+	n.mu.Lock()
+	n.etcd = false
+	n.mu.Unlock()
+	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-leave", Node: n.Addr})
+	w.syncAPIServers()
+}
+
+func (w *World) etcdRemove(id uint64) bool {
+	w.mu.Lock()
+	m, ok := w.etcd[id]
+	delete(w.etcd, id)
+	w.mu.Unlock()
+	if !ok {
+		return false
+	}
+	m.node.mu.Lock()
+	if m.node.etcdID == id {
+		m.node.etcd = false
+	}
+	m.node.mu.Unlock()
+	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-remove-member", Node: m.addr})
+	w.syncAPIServers()
+	return true
+}
+
+// validateEtcdForUpgrade refuses an upgrade of a control plane unless etcd can lose one member:
+// exactly two members refuse, and so does any member that is not running
+// (internal/pkg/etcd/etcd.go:95-121).
+func (w *World) validateEtcdForUpgrade() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.etcd) == 2 {
+		return fmt.Errorf("etcd member count(%d) is insufficient to maintain quorum if upgrade commences", len(w.etcd))
+	}
+	for _, m := range w.etcd {
+		if !m.node.running() {
+			return fmt.Errorf("etcd member %016x is not healthy; all members must be healthy to perform an upgrade", m.id)
+		}
+	}
+	return nil
+}
+
+// memberInfo is one discovered cluster member.
+type memberInfo struct {
+	name, addr, version string
+	typ                 mc.Type
+}
+
+// syncMembers publishes every configured node as a discovered member on every running node
+// (cluster discovery; members of nodes that are down stay until their affiliate expires).
+func (w *World) syncMembers() {
+	var members []memberInfo
+	nodes := w.allNodes()
+	for _, n := range nodes {
+		n.mu.Lock()
+		if n.active != nil {
+			members = append(members, memberInfo{name: n.active.hostname(), addr: n.Addr, typ: n.active.machineType(), version: n.image.Version})
+		}
+		n.mu.Unlock()
+	}
+	for _, n := range nodes {
+		n.mu.Lock()
+		rt := n.rt
+		n.mu.Unlock()
+		if rt != nil && !rt.maintenance {
+			rt.syncMembers(members)
+		}
+	}
+}
+
+// applyLive applies cfg to a running node without a reboot (NO_REBOOT, or TRY when persist is
+// false): the config in effect changes and the controllers act on the difference — a kubelet
+// change restarts the kubelet, a .cluster change re-renders the control-plane static pods, node
+// labels and taints reach the Node (v1alpha1_server.go:278-285 and the controllers cited there).
+func (w *World) applyLive(n *Node, cfg *machineConfig, persist bool) {
+	start := time.Now()
+	n.mu.Lock()
+	old := n.active
+	n.active = cfg
+	if persist {
+		n.persisted = cfg
+	}
+	rt := n.rt
+	var kubeletChanged bool
+	if rt != nil {
+		kubeletChanged = old.p.Machine().Kubelet().Image() != cfg.p.Machine().Kubelet().Image()
+		_ = rt.syncLocked()
+	}
+	n.mu.Unlock()
+	n.log("apply-live", "", start, 0)
+	w.mu.Lock()
+	k := w.kube
+	w.mu.Unlock()
+	if rt == nil || k == nil {
+		return
+	}
+	if kubeletChanged {
+		go func() {
+			rt.restartKubelet(cfg.p.Machine().Kubelet().Image())
+			w.kubeletUp(n)
+		}()
+	} else {
+		w.kubeletUp(n)
+	}
+	if cfg.controlPlane() {
+		w.syncStaticPods(n, rt, cfg)
+		w.applyManifests(n)
+	}
+}
+
+var _ = context.Background
+
+// InstallChart creates a chart's objects, as an earlier install of the cluster left them.
+func (w *World) InstallChart(name, namespace string, values map[string]any) error {
+	k := w.kubeClient()
+	if k == nil {
+		return errors.New("the Kubernetes API is not running")
+	}
+	dyn, err := dynamic.NewForConfig(k.rest)
+	if err != nil {
+		return err
+	}
+	return charts.Install(context.Background(), dyn, name, namespace, values, 2*time.Minute)
+}

@@ -1,0 +1,619 @@
+package main
+
+// The lab's harness: the real Pulumi engine (the CLI lab/build builds) runs the program (run, as
+// an Automation API inline program) against a simulated homelab (labworld: Talos nodes that serve
+// the real machine API, and a real Kubernetes control plane), through provider simulators
+// installed as the plugins the SDKs request; the program's scripts run the real talosctl and
+// kubectl. Scenarios live in lab_*_test.go, one file per family. Without a built lab they skip.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"homelab/src"
+)
+
+// labScale compresses hardware time in the lab (see lab/sim/labtime): a 90 s reboot takes 3 s.
+const labScale = 30
+
+// Lab node addresses: loopback addresses, so the real talosctl reaches each simulated node.
+var labAddr = map[string]string{
+	"urd": "127.0.10.120", "verdandi": "127.0.10.121", "skuld": "127.0.10.122",
+	"w1": "127.0.10.131", "w2": "127.0.10.132", "mimir": "127.0.10.133",
+}
+
+func labNameOf(addr string) string {
+	for n, a := range labAddr {
+		if a == addr {
+			return n
+		}
+	}
+	return addr
+}
+
+func labDir(t *testing.T) string {
+	dir := os.Getenv("LAB_DIR")
+	if _, err := os.Stat(filepath.Join(dir, "ready")); dir == "" || err != nil {
+		t.Skip("lab not built: run lab/build, then LAB_DIR=.lab go test -v -run Lab .")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// world is one running labworld process.
+type world struct {
+	t     *testing.T
+	state string
+	cmd   *exec.Cmd
+	http  *http.Client
+}
+
+func startWorld(t *testing.T, dir, state string) *world {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(dir, "bin", "labworld"))
+	cmd.Env = append(os.Environ(), "LAB_STATE="+state, "LAB_BIN="+filepath.Join(dir, "bin"), fmt.Sprintf("LAB_TIME_SCALE=%d", labScale))
+	logf, err := os.Create(filepath.Join(state, "world.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(state, "world.sock")
+	w := &world{t: t, state: state, cmd: cmd, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return net.Dial("unix", sock) },
+	}}}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _, _ = cmd.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i > 100 {
+			t.Fatalf("labworld did not start; see %s", logf.Name())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return w
+}
+
+func (w *world) post(path string, body any) {
+	w.t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := w.http.Post("http://world"+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		text, _ := io.ReadAll(resp.Body)
+		w.t.Fatalf("world %s: %s", path, text)
+	}
+}
+
+// worldState mirrors the world's control API (lab/sim/world/control.go).
+type worldState struct {
+	Nodes        []worldNode `json:"nodes"`
+	Bootstrapped bool        `json:"bootstrapped"`
+	EtcdMembers  []struct {
+		Name    string `json:"name"`
+		Address string `json:"address"`
+	} `json:"etcdMembers"`
+	Kubeconfig string `json:"kubeconfig"`
+}
+
+type worldNode struct {
+	Address   string `json:"address"`
+	Phase     string `json:"phase"`
+	Installed bool   `json:"installed"`
+	Image     struct {
+		Ref, Version, Schematic string
+		SecureBoot              bool
+	} `json:"image"`
+	KernelArgs     []string `json:"kernelArgs"`
+	BootID         string   `json:"bootID"`
+	Etcd           bool     `json:"etcd"`
+	Hostname       string   `json:"hostname"`
+	Role           string   `json:"role"`
+	CNI            string   `json:"cni"`
+	ProxyDisabled  bool     `json:"proxyDisabled"`
+	KubeletVersion string   `json:"kubeletVersion"`
+	Staged         bool     `json:"staged"`
+	Config         string   `json:"config"`
+}
+
+func (w *world) snapshot() worldState {
+	w.t.Helper()
+	resp, err := w.http.Get("http://world/state")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s worldState
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		w.t.Fatal(err)
+	}
+	return s
+}
+
+func (s worldState) node(name string) worldNode {
+	for _, n := range s.Nodes {
+		if n.Address == labAddr[name] {
+			return n
+		}
+	}
+	return worldNode{}
+}
+
+// labEvent mirrors lab/sim/labevent.Event.
+type labEvent struct {
+	Time   time.Time     `json:"time"`
+	Actor  string        `json:"actor"`
+	Op     string        `json:"op"`
+	Node   string        `json:"node"`
+	Start  time.Time     `json:"start"`
+	End    time.Time     `json:"end"`
+	Real   time.Duration `json:"real"`
+	Detail string        `json:"detail"`
+}
+
+func (w *world) events() []labEvent {
+	f, err := os.Open(filepath.Join(w.state, "events.jsonl"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer f.Close()
+	var out []labEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var e labEvent
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// kubectl runs the real kubectl against the lab cluster as admin.
+func (w *world) kubectl(args ...string) (string, error) {
+	w.t.Helper()
+	s := w.snapshot()
+	kc := filepath.Join(w.state, "admin.kubeconfig")
+	if err := os.WriteFile(kc, []byte(s.Kubeconfig), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(labDir(w.t), "bin", "kubectl"), append([]string{"--kubeconfig", kc}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// lab is one world and one stack driving it.
+type lab struct {
+	t     *testing.T
+	w     *world
+	stack auto.Stack
+	cmd   auto.PulumiCommand
+	work  string
+	env   []string
+	mu    sync.Mutex
+	data  fs.FS
+	// cluster is the stack's homelab:cluster value.
+	cluster map[string]any
+}
+
+// labNode is a machine of a lab world.
+type labNode struct {
+	name, role string
+	// config, when set, is the machine config it already runs (an existing cluster).
+	config string
+	etcd   bool
+}
+
+// newLab starts a world with machines in maintenance mode (or running, with config) and a stack
+// with the given cluster config, its nodes at their lab addresses.
+func newLab(t *testing.T, machines []labNode, cluster map[string]any) *lab {
+	dir := labDir(t)
+	work := t.TempDir()
+	if keep := os.Getenv("LAB_KEEP"); keep != "" {
+		// LAB_KEEP=<dir> keeps each scenario's world (state, logs, events) for a post-mortem.
+		work = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_"))
+		_ = os.RemoveAll(work)
+	}
+	state := filepath.Join(work, "state")
+	for _, d := range []string{state, filepath.Join(work, "backend")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeVault(t, state, map[string]map[string]map[string]string{"kubernetes": fixtureVault()})
+	l := &lab{t: t, work: work, data: src.FS}
+	l.w = startWorld(t, dir, state)
+	for _, m := range machines {
+		l.w.post("/nodes", map[string]any{"address": labAddr[m.name], "config": m.config, "etcd": m.etcd})
+	}
+	cmd, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: filepath.Join(dir, "cli")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"PULUMI_HOME":                   filepath.Join(dir, "home"),
+		"PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
+		"PULUMI_SKIP_UPDATE_CHECK":      "true",
+		"PULUMI_CONFIG_PASSPHRASE":      "lab",
+		"LAB_STATE":                     state,
+		"LAB_TIME_SCALE":                strconv.Itoa(labScale),
+		"PATH":                          filepath.Join(dir, "bin") + string(os.PathListSeparator) + os.Getenv("PATH"),
+	}
+	for k, v := range env {
+		l.env = append(l.env, k+"="+v)
+	}
+	l.cmd = cmd
+	program := func(ctx *pulumi.Context) error {
+		l.mu.Lock()
+		data := l.data
+		l.mu.Unlock()
+		_, err := run(ctx, data)
+		return err
+	}
+	l.stack, err = auto.UpsertStackInlineSource(context.Background(), "norns", "homelab", program,
+		auto.Pulumi(cmd), auto.WorkDir(work), auto.EnvVars(env), auto.SecretsProvider("passphrase"),
+		auto.Project(workspace.Project{
+			Name: "homelab", Runtime: workspace.NewProjectRuntimeInfo("go", nil),
+			Backend: &workspace.ProjectBackend{URL: "file://" + filepath.Join(work, "backend")},
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.configure(cluster)
+	return l
+}
+
+func writeVault(t *testing.T, state string, vault map[string]map[string]map[string]string) {
+	t.Helper()
+	b, err := json.Marshal(vault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "vault.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// labCluster turns a cluster config into the lab's: node addresses and the endpoint on loopback.
+func labCluster(t *testing.T, c map[string]any) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for k, v := range c {
+		out[k] = v
+	}
+	var nodes []any
+	for _, n := range c["nodes"].([]any) {
+		m := map[string]any{}
+		for k, v := range n.(map[string]any) {
+			m[k] = v
+		}
+		addr, ok := labAddr[m["name"].(string)]
+		if !ok {
+			t.Fatalf("no lab address for node %v", m["name"])
+		}
+		m["address"] = addr
+		nodes = append(nodes, m)
+	}
+	out["nodes"] = nodes
+	out["endpoint"] = "https://" + labAddr["urd"] + ":6443"
+	return out
+}
+
+func (l *lab) configure(cluster map[string]any) {
+	l.t.Helper()
+	l.cluster = labCluster(l.t, cluster)
+	text, err := json.Marshal(l.cluster)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	netText, err := json.Marshal(stackKey(l.t, "norns", "networking"))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	err = l.stack.SetAllConfig(context.Background(), auto.ConfigMap{
+		"homelab:cluster":                 {Value: string(text)},
+		"homelab:networking":              {Value: string(netText)},
+		"homelab:argocd":                  {Value: `{"repoURL": "https://github.com/norns-homelab/homelab.git"}`},
+		"onepassword:serviceAccountToken": {Value: serviceAccount, Secret: true},
+	})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func (l *lab) setData(data fs.FS) {
+	l.mu.Lock()
+	l.data = data
+	l.mu.Unlock()
+}
+
+// step is what one engine operation did.
+type step struct {
+	ops    map[string]string // resource name → operation
+	events []labEvent        // simulator events during the operation
+	output string
+	wall   time.Duration
+	err    error
+}
+
+func collect(ch chan events.EngineEvent, ops map[string]string, done chan struct{}) {
+	for e := range ch {
+		if e.ResourcePreEvent != nil {
+			m := e.ResourcePreEvent.Metadata
+			ops[m.URN[strings.LastIndex(m.URN, "::")+2:]] = string(m.Op)
+		}
+	}
+	close(done)
+}
+
+func (l *lab) up() step {
+	l.t.Helper()
+	n, start := len(l.w.events()), time.Now()
+	var out bytes.Buffer
+	ch, ops, done := make(chan events.EngineEvent), map[string]string{}, make(chan struct{})
+	go collect(ch, ops, done)
+	_, err := l.stack.Up(context.Background(), optup.ProgressStreams(&out), optup.ErrorProgressStreams(&out), optup.EventStreams(ch))
+	<-done
+	return step{ops: ops, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
+}
+
+func (l *lab) preview() step {
+	l.t.Helper()
+	n, start := len(l.w.events()), time.Now()
+	var out bytes.Buffer
+	ch, ops, done := make(chan events.EngineEvent), map[string]string{}, make(chan struct{})
+	go collect(ch, ops, done)
+	_, err := l.stack.Preview(context.Background(), optpreview.ProgressStreams(&out), optpreview.ErrorProgressStreams(&out), optpreview.EventStreams(ch), optpreview.Diff())
+	<-done
+	return step{ops: ops, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
+}
+
+func (l *lab) mustUp() step {
+	l.t.Helper()
+	s := l.up()
+	if s.err != nil {
+		l.t.Fatalf("pulumi up failed: %v\n%s", s.err, tail(s.output))
+	}
+	return s
+}
+
+func tail(s string) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > 80 {
+		lines = lines[len(lines)-80:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// nodeEvents are the events that changed a node, by node name.
+func nodeEvents(evs []labEvent, ops ...string) map[string][]string {
+	want := map[string]bool{}
+	for _, o := range ops {
+		want[o] = true
+	}
+	out := map[string][]string{}
+	for _, e := range evs {
+		if e.Actor == "talos-node" && e.Node != "" && (len(want) == 0 || want[e.Op]) {
+			out[labNameOf(e.Node)] = append(out[labNameOf(e.Node)], e.Op)
+		}
+	}
+	return out
+}
+
+// count counts a node operation per node name.
+func count(evs []labEvent, op string) map[string]int {
+	out := map[string]int{}
+	for _, e := range evs {
+		if e.Actor == "talos-node" && e.Op == op {
+			out[labNameOf(e.Node)]++
+		}
+	}
+	return out
+}
+
+// downtime is one interval a node was down (a reboot or an upgrade, from the first stopped
+// service to the node running again).
+type downtime struct {
+	node       string
+	start, end time.Time
+}
+
+func downtimes(evs []labEvent) []downtime {
+	var out []downtime
+	for _, e := range evs {
+		if e.Actor == "talos-node" && (e.Op == "reboot" || e.Op == "upgrade") && !e.Start.IsZero() {
+			d := downtime{node: labNameOf(e.Node), start: e.Start, end: e.End}
+			if e.Op == "upgrade" {
+				// The upgrade event ends when the new image is written; the boot follows.
+				for _, b := range evs {
+					if b.Op == "boot" && b.Node == e.Node && !b.End.Before(e.End) {
+						d.end = b.End
+						break
+					}
+				}
+			}
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// maxConcurrent is the largest number of the given nodes down at the same time.
+func maxConcurrent(ds []downtime, nodes map[string]bool) int {
+	best := 0
+	for _, a := range ds {
+		if !nodes[a.node] {
+			continue
+		}
+		n := 0
+		for _, b := range ds {
+			if nodes[b.node] && !b.start.After(a.start) && b.end.After(a.start) {
+				n++
+			}
+		}
+		best = max(best, n)
+	}
+	return best
+}
+
+// realTime is the real-hardware equivalent of a lab step: the lab wall time with every simulated
+// node operation's compressed interval replaced by its real duration (intervals merged, so
+// parallel operations count once).
+func realTime(s step) time.Duration {
+	type iv struct{ a, b time.Time }
+	var ivs []iv
+	var realSum, labSum time.Duration
+	for _, e := range s.events {
+		if e.Real > 0 && !e.Start.IsZero() {
+			ivs = append(ivs, iv{e.Start, e.End})
+		}
+	}
+	sort.Slice(ivs, func(i, j int) bool { return ivs[i].a.Before(ivs[j].a) })
+	var merged []iv
+	for _, x := range ivs {
+		if len(merged) > 0 && !x.a.After(merged[len(merged)-1].b) {
+			if x.b.After(merged[len(merged)-1].b) {
+				merged[len(merged)-1].b = x.b
+			}
+			continue
+		}
+		merged = append(merged, x)
+	}
+	for _, m := range merged {
+		labSum += m.b.Sub(m.a)
+	}
+	realSum = time.Duration(float64(labSum) * labScale)
+	return s.wall - labSum + realSum
+}
+
+// figures prints what a step cost.
+func (l *lab) figures(name string, s step) {
+	reboots, upgrades := count(s.events, "reboot"), count(s.events, "upgrade")
+	var per []string
+	for _, n := range l.nodeNames() {
+		per = append(per, fmt.Sprintf("%s=%d/%d", n, reboots[n], upgrades[n]))
+	}
+	cps := map[string]bool{}
+	for _, n := range l.cluster["nodes"].([]any) {
+		m := n.(map[string]any)
+		if m["role"] == "controlplane" {
+			cps[m["name"].(string)] = true
+		}
+	}
+	l.t.Logf("FIGURES %s: reboots/upgrades per node [%s], max control planes down at once %d, lab %.1fs, hardware ≈ %s",
+		name, strings.Join(per, " "), maxConcurrent(downtimes(s.events), cps), s.wall.Seconds(), realTime(s).Round(time.Second))
+}
+
+func (l *lab) nodeNames() []string {
+	var out []string
+	for _, n := range l.cluster["nodes"].([]any) {
+		out = append(out, n.(map[string]any)["name"].(string))
+	}
+	return out
+}
+
+// longestApplyChain is the longest dependency path through resources that touch nodes.
+func (l *lab) longestApplyChain() int {
+	dep, err := l.stack.Export(context.Background())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	var d apitype.DeploymentV3
+	if err := json.Unmarshal(dep.Deployment, &d); err != nil {
+		l.t.Fatal(err)
+	}
+	touches := map[string]bool{}
+	deps := map[string][]string{}
+	for _, r := range d.Resources {
+		urn := string(r.URN)
+		touches[urn] = r.Type == applyToken || r.Type == commandToken
+		for _, x := range r.Dependencies {
+			deps[urn] = append(deps[urn], string(x))
+		}
+	}
+	memo := map[string]int{}
+	var depth func(string) int
+	depth = func(urn string) int {
+		if v, ok := memo[urn]; ok {
+			return v
+		}
+		best := 0
+		for _, x := range deps[urn] {
+			best = max(best, depth(x))
+		}
+		if touches[urn] {
+			best++
+		}
+		memo[urn] = best
+		return best
+	}
+	longest := 0
+	for urn := range deps {
+		longest = max(longest, depth(urn))
+	}
+	return longest
+}
+
+// srcWith is src/ with some files added or replaced.
+func srcWith(t *testing.T, files map[string]string) fs.FS {
+	t.Helper()
+	data, err := src.With(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// freshNodes are machines in maintenance mode, named after the cluster config's nodes.
+func freshNodes(cluster map[string]any) []labNode {
+	var out []labNode
+	for _, n := range cluster["nodes"].([]any) {
+		m := n.(map[string]any)
+		out = append(out, labNode{name: m["name"].(string), role: m["role"].(string)})
+	}
+	return out
+}
