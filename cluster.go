@@ -19,14 +19,15 @@ type talosCluster struct {
 
 // buildTalos takes the nodes from maintenance mode (or, adopted, as they run) to a bootstrapped,
 // healthy cluster and its kubeconfig and talosconfig.
-func buildTalos(ctx *pulumi.Context, c stackconfig.Cluster, talos *talosplan.Data) (*talosCluster, error) {
+func buildTalos(ctx *pulumi.Context, c stackconfig.Cluster, talos *talosplan.Data, id *identity) (*talosCluster, error) {
 	t := &talosCluster{}
 	var err error
 	if t.secrets, err = components.NewClusterSecrets(ctx, "cluster", &components.ClusterSecretsArgs{
-		Contract: c.VersionContract(),
+		Contract: c.VersionContract(), Import: id.Import,
 	}); err != nil {
 		return nil, err
 	}
+	id.done(t.secrets.Secrets.ID())
 	if t.image, err = components.NewInstallerImage(ctx, "installer", &components.InstallerImageArgs{
 		Schematic: talos.Schematic, SchematicID: talos.SchematicID, Image: talos.InstallerImage(c),
 	}); err != nil {
@@ -36,7 +37,7 @@ func buildTalos(ctx *pulumi.Context, c stackconfig.Cluster, talos *talosplan.Dat
 		Cluster: c, MachineSecrets: t.secrets.MachineSecrets, Contract: t.secrets.Contract,
 	})
 	if t.install, err = components.NewInstall(ctx, "install", &components.InstallArgs{
-		Cluster: c, Talos: talos, Adopted: c.Adopt, BaseConfigs: t.base,
+		Cluster: c, Talos: talos, Adopted: c.Adopt, Running: id.Restore, BaseConfigs: t.base,
 		ClientConfiguration: t.secrets.ClientConfiguration, Image: t.image,
 	}); err != nil {
 		return nil, err

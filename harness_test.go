@@ -50,13 +50,27 @@ type recorder struct {
 	// storedContract, when set, is the talosVersion the secrets bundle reports from state.
 	storedContract string
 	// vault maps item titles to their fields; an absent title is a missing item.
-	vault     map[string]map[string]string
+	vault map[string]map[string]string
+	// previous is the stack's "deployed" output of its last run; nil: the stack never deployed.
+	previous  map[string]any
 	mu        sync.Mutex
 	resources []registration
-	invokes   []string
+	// reads are the resources the program read (its own last deployment): they register nothing.
+	reads   []string
+	invokes []string
 }
 
 func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	if args.RegisterRPC == nil && args.TypeToken == "pulumi:pulumi:StackReference" {
+		r.mu.Lock()
+		r.reads = append(r.reads, args.Name)
+		r.mu.Unlock()
+		outputs := map[string]any{}
+		if r.previous != nil {
+			outputs[deployedOutput] = r.previous
+		}
+		return args.ID, resource.NewPropertyMapFromMap(map[string]any{"name": args.Inputs["name"].V, "outputs": outputs}), nil
+	}
 	r.mu.Lock()
 	r.resources = append(r.resources, registration{Type: args.TypeToken, Name: args.Name, Inputs: args.Inputs, Req: args.RegisterRPC})
 	r.mu.Unlock()
@@ -169,6 +183,13 @@ type runOpts struct {
 	storedContract string
 	// vault replaces the fixture vault when set.
 	vault map[string]map[string]string
+	// previous is the stack's last deployment record. Default: none for a new cluster, and for an
+	// adopted one the record of the same cluster (a stack already in use), unless restore is set.
+	previous map[string]any
+	// restore runs an adopted cluster's stack with no state.
+	restore bool
+	// root is the project directory the program sees; default the working directory.
+	root string
 	// config adds or replaces stack settings.
 	config map[string]string
 }
@@ -215,7 +236,10 @@ func runProgramWith(t *testing.T, cluster, networking map[string]any, opts runOp
 	if opts.vault == nil {
 		opts.vault = fixtureVault()
 	}
-	res := &result{recorder: &recorder{schematicID: talos.SchematicID, storedContract: opts.storedContract, vault: opts.vault}}
+	if adopt, _ := cluster["adopt"].(bool); opts.previous == nil && adopt && !opts.restore {
+		opts.previous = deployedRecord(cluster)
+	}
+	res := &result{recorder: &recorder{schematicID: talos.SchematicID, storedContract: opts.storedContract, vault: opts.vault, previous: opts.previous}}
 	config := map[string]string{
 		"homelab:cluster":                 string(text),
 		"homelab:networking":              string(netText),
@@ -233,6 +257,7 @@ func runProgramWith(t *testing.T, cluster, networking map[string]any, opts runOp
 		info.Config = config
 		info.ConfigSecretKeys = []string{"onepassword:serviceAccountToken", "onepassword:token"}
 		info.DryRun = opts.preview
+		info.RootDirectory = opts.root
 	})
 	return res
 }
@@ -371,4 +396,15 @@ func str(v resource.PropertyValue) string {
 		return v.StringValue()
 	}
 	return fmt.Sprint(v.V)
+}
+
+// deployedRecord is the stack output a run with this cluster config exports.
+func deployedRecord(cluster map[string]any) map[string]any {
+	var nodes []any
+	for _, n := range cluster["nodes"].([]any) {
+		m := n.(map[string]any)
+		nodes = append(nodes, map[string]any{"name": m["name"], "address": m["address"], "role": m["role"]})
+	}
+	return map[string]any{"cluster": cluster["name"], "talosVersion": cluster["talosVersion"],
+		"kubernetesVersion": cluster["kubernetesVersion"], "nodes": nodes}
 }

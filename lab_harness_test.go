@@ -37,6 +37,9 @@ import (
 	"homelab/src"
 )
 
+// opTimeout bounds one engine operation of a scenario, so a hang fails the scenario instead of CI.
+const opTimeout = 8 * time.Minute
+
 // labScale compresses hardware time in the lab (see lab/sim/labtime): a 90 s reboot takes 3 s.
 const labScale = 30
 
@@ -390,24 +393,49 @@ func collect(ch chan events.EngineEvent, ops map[string]string, done chan struct
 	close(done)
 }
 
+// inProject runs an engine operation with the test process in the project directory: the real
+// CLI runs a program in its project directory, and providers run there (the inline program runs
+// in the test process, whose directory is the repository otherwise).
+func (l *lab) inProject() func() {
+	l.t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if err := os.Chdir(l.work); err != nil {
+		l.t.Fatal(err)
+	}
+	return func() {
+		if err := os.Chdir(wd); err != nil {
+			l.t.Fatal(err)
+		}
+	}
+}
+
 func (l *lab) up() step {
 	l.t.Helper()
+	defer l.inProject()()
 	n, start := len(l.w.events()), time.Now()
 	var out bytes.Buffer
 	ch, ops, done := make(chan events.EngineEvent), map[string]string{}, make(chan struct{})
 	go collect(ch, ops, done)
-	_, err := l.stack.Up(context.Background(), optup.ProgressStreams(&out), optup.ErrorProgressStreams(&out), optup.EventStreams(ch))
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	_, err := l.stack.Up(ctx, optup.ProgressStreams(&out), optup.ErrorProgressStreams(&out), optup.EventStreams(ch))
 	<-done
 	return step{ops: ops, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
 }
 
 func (l *lab) preview() step {
 	l.t.Helper()
+	defer l.inProject()()
 	n, start := len(l.w.events()), time.Now()
 	var out bytes.Buffer
 	ch, ops, done := make(chan events.EngineEvent), map[string]string{}, make(chan struct{})
 	go collect(ch, ops, done)
-	_, err := l.stack.Preview(context.Background(), optpreview.ProgressStreams(&out), optpreview.ErrorProgressStreams(&out), optpreview.EventStreams(ch), optpreview.Diff())
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	_, err := l.stack.Preview(ctx, optpreview.ProgressStreams(&out), optpreview.ErrorProgressStreams(&out), optpreview.EventStreams(ch), optpreview.Diff())
 	<-done
 	return step{ops: ops, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
 }

@@ -23,7 +23,7 @@ func main() {
 // lab as an inline program. Everything that can be wrong in the stack file, src/ or the vault is
 // checked before the first registration:
 //
-//	config ─ data ─ vault ─► Talos (cluster.go) ─► Kubernetes (platform.go) ─► outputs
+//	config ─ data ─ last deployment ─ vault ─► Talos (cluster.go) ─► Kubernetes (platform.go) ─► outputs
 func run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 	cfg, err := loadConfig(ctx)
 	if err != nil {
@@ -33,11 +33,19 @@ func run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	secrets, err := readVault(ctx, cfg)
+	prev, err := readDeployed(ctx)
 	if err != nil {
 		return nil, err
 	}
-	talos, err := buildTalos(ctx, cfg.Cluster, in.talos)
+	id := planIdentity(ctx, cfg.Cluster.Adopt, prev)
+	secrets, err := readVault(ctx, cfg, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := id.prepare(ctx, secrets.Backup); err != nil {
+		return nil, err
+	}
+	talos, err := buildTalos(ctx, cfg.Cluster, in.talos, &id)
 	if err != nil {
 		return nil, err
 	}
@@ -50,6 +58,7 @@ func run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 		"talosconfig":    talos.boot.Talosconfig,
 		"installerImage": pulumi.String(talos.image.Image),
 		"schematicId":    talos.image.SchematicID,
+		deployedOutput:   record(cfg.Cluster),
 	}
 	for name, value := range outputs {
 		ctx.Export(name, value)

@@ -1,22 +1,26 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"homelab/internal/onepassword"
 	"homelab/internal/stackconfig"
 )
 
-// vault is what the program reads from 1Password: the vault and the Connect credentials. The
-// values are secrets and leave this file only through pulumi.ToSecret.
+// vault is what the program reads from 1Password: the vault, the Connect credentials and, for a
+// restore, the cluster identity's backup. The values are secrets and leave this file only through
+// pulumi.ToSecret (the backup only into the file the Talos provider imports).
 type vault struct {
 	UUID                      string
 	ConnectCredentials, Token pulumi.StringOutput
+	Backup                    string
 }
 
 // readVault checks that every item and field the cluster needs is in the vault, before anything
 // is registered: a missing one stops the run with the vault, item and field to add.
-func readVault(ctx *pulumi.Context, cfg *stackconfig.Config) (*vault, error) {
+func readVault(ctx *pulumi.Context, cfg *stackconfig.Config, id identity) (*vault, error) {
 	needs := []onepassword.Need{{Title: cfg.OnePassword.ConnectItem, Fields: map[string]string{
 		"credentials": "the content of 1password-credentials.json of your Connect server, as JSON or base64",
 		"token":       "a Connect token for the 1Password operator (op connect token create)",
@@ -27,15 +31,31 @@ func readVault(ctx *pulumi.Context, cfg *stackconfig.Config) (*vault, error) {
 			"server.secretkey": "a random string, e.g. from openssl rand -base64 32",
 		}})
 	}
+	fromBackup := id.Restore && !id.Given
+	if fromBackup {
+		needs = append(needs, onepassword.Need{Title: cfg.OnePassword.BackupItem, Fields: map[string]string{
+			"secrets.yaml": "the cluster's Talos secrets bundle in talosctl's secrets.yaml form, which pulumi up writes there; " +
+				"a restore imports it, so put it back from another copy, or put secrets.yaml in the project directory instead",
+		}})
+	}
 	uuid, items, err := onepassword.Require(ctx, cfg.OnePassword.Vault, needs)
 	if err != nil {
+		if fromBackup {
+			return nil, fmt.Errorf("this stack has no state and homelab:cluster.adopt is true: the run would restore it, and the "+
+				"running cluster's identity must be imported, never created; nothing was registered and no node was touched: %w", err)
+		}
 		return nil, err
 	}
 	connect := items[cfg.OnePassword.ConnectItem]
 	credentials, _ := connect.Field("credentials")
 	token, _ := connect.Field("token")
+	var backup string
+	if fromBackup {
+		backup, _ = items[cfg.OnePassword.BackupItem].Field("secrets.yaml")
+	}
 	return &vault{
 		UUID:               uuid,
+		Backup:             backup,
 		ConnectCredentials: pulumi.ToSecret(pulumi.String(credentials)).(pulumi.StringOutput),
 		Token:              pulumi.ToSecret(pulumi.String(token)).(pulumi.StringOutput),
 	}, nil

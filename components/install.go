@@ -20,6 +20,12 @@ type InstallArgs struct {
 	// install their final config. Otherwise a new cluster's nodes install the bring-up config
 	// (Talos's default CNI), and the Rollout hands them over to Cilium.
 	Adopted bool
+	// Running is true when the listed nodes already run (a restore into an empty state): their
+	// first managed config is staged, never applied in mode auto, which would reboot a node in the
+	// background whenever the config needs it and break the one-node-at-a-time rollout; the node's
+	// gate then reboots it if Talos cannot apply the config live. Optional; default false: nodes
+	// come up in maintenance mode, which accepts only auto, reboot and try.
+	Running bool
 	// BaseConfigs are the generated configs per role. Required.
 	BaseConfigs BaseConfigs
 	// ClientConfiguration is the Talos admin client certificate. Required.
@@ -40,9 +46,8 @@ type Install struct {
 	Phase talosplan.Phase
 }
 
-// NewInstall registers one install per node. A new cluster's nodes install in parallel; an adopted
-// cluster's nodes (which already run) take their first managed config one after another, so a node
-// whose running config differed in a reboot setting would never reboot alongside another.
+// NewInstall registers one install per node, all in parallel: a node in maintenance mode installs
+// and reboots on its own, and a running node only gets its config staged.
 func NewInstall(ctx *pulumi.Context, name string, args *InstallArgs, opts ...pulumi.ResourceOption) (*Install, error) {
 	in := &Install{Applies: map[string]*machine.ConfigurationApply{}, Phase: talosplan.BringUp}
 	if args.Adopted {
@@ -51,25 +56,19 @@ func NewInstall(ctx *pulumi.Context, name string, args *InstallArgs, opts ...pul
 	if err := ctx.RegisterComponentResource(installType, name, in, opts...); err != nil {
 		return nil, err
 	}
-	var previous pulumi.Resource
 	for _, n := range args.Cluster.RollOrder() {
 		patches := args.Talos.NodePatches(args.Cluster, n, in.Phase)
 		// The factory must serve the installer image before a node in maintenance mode pulls it.
 		deps := []pulumi.Resource{args.Image.Schematic}
-		if args.Adopted && previous != nil {
-			// Adopted nodes take their first managed config one at a time.
-			deps = append(deps, previous)
-		}
 		apply, err := machine.NewConfigurationApply(ctx, name+"-"+n.Name, &machine.ConfigurationApplyArgs{
 			Node:                      pulumi.String(n.Address),
 			Endpoint:                  pulumi.String(n.Address),
 			ClientConfiguration:       args.ClientConfiguration,
 			MachineConfigurationInput: args.BaseConfigs[n.Role],
 			ConfigPatches:             pulumi.ToStringArray(talosplan.Contents(patches)),
-			// Maintenance mode accepts only auto, reboot and try; auto installs and reboots once.
-			ApplyMode: pulumi.String("auto"),
-			OnDestroy: keepNodeOnDestroy(),
-			Timeouts:  nodeTimeouts(),
+			ApplyMode:                 pulumi.String(installMode(args.Running)),
+			OnDestroy:                 keepNodeOnDestroy(),
+			Timeouts:                  nodeTimeouts(),
 		},
 			pulumi.Parent(in),
 			pulumi.DependsOn(deps),
@@ -82,7 +81,6 @@ func NewInstall(ctx *pulumi.Context, name string, args *InstallArgs, opts ...pul
 			return nil, fmt.Errorf("registering the install of node %s: %w", n.Name, err)
 		}
 		in.Applies[n.Name] = apply
-		previous = apply
 	}
 	if err := ctx.RegisterResourceOutputs(in, pulumi.Map{}); err != nil {
 		return nil, err
@@ -106,6 +104,16 @@ func (in *Install) of(nodes []stackconfig.Node) []pulumi.Resource {
 		out = append(out, in.Applies[n.Name])
 	}
 	return out
+}
+
+// installMode is the first apply's mode: maintenance mode accepts only auto, reboot and try, and
+// auto installs and reboots once (internal/app/maintenance/server.go:90-98 in Talos v1.11.5); a
+// running node gets its config staged.
+func installMode(running bool) string {
+	if running {
+		return "staged"
+	}
+	return "auto"
 }
 
 // installInputs are every input of an install, all ignored after creation.

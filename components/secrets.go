@@ -13,6 +13,10 @@ import (
 type ClusterSecretsArgs struct {
 	// Contract is the machine-config version contract (vX.Y) the bundle is created with. Required.
 	Contract string
+	// Import is the path of a talosctl secrets.yaml to import the bundle from, relative to the
+	// project directory, instead of creating one: a cluster that already runs keeps its identity.
+	// Optional; once imported, the state holds the bundle and the path is no longer read.
+	Import string
 }
 
 // ClusterSecrets is the cluster's identity: every CA, key and token of the Talos secrets bundle.
@@ -36,9 +40,7 @@ func NewClusterSecrets(ctx *pulumi.Context, name string, args *ClusterSecretsArg
 	if err := ctx.RegisterComponentResource(clusterSecretsType, name, c, opts...); err != nil {
 		return nil, err
 	}
-	sec, err := machine.NewSecrets(ctx, name+"-secrets", &machine.SecretsArgs{
-		TalosVersion: pulumi.String(args.Contract),
-	},
+	child := []pulumi.ResourceOption{
 		pulumi.Parent(c),
 		// Destroying or replacing the bundle destroys the cluster: refuse both.
 		pulumi.Protect(true),
@@ -47,7 +49,13 @@ func NewClusterSecrets(ctx *pulumi.Context, name string, args *ClusterSecretsArg
 		pulumi.IgnoreChanges([]string{"talosVersion"}),
 		// The provider flags these only in nested schema types; make the state encrypt them.
 		pulumi.AdditionalSecretOutputs([]string{"machineSecrets", "clientConfiguration"}),
-	)
+	}
+	if args.Import != "" {
+		// The provider reads the file at this path (terraform-provider-talos v0.10.1
+		// talos_machine_secrets_resource.go:599-642); its recorded talosVersion differs and is ignored.
+		child = append(child, pulumi.Import(pulumi.ID(args.Import)))
+	}
+	sec, err := machine.NewSecrets(ctx, name+"-secrets", &machine.SecretsArgs{TalosVersion: pulumi.String(args.Contract)}, child...)
 	if err != nil {
 		return nil, fmt.Errorf("registering the Talos secrets bundle: %w", err)
 	}

@@ -140,8 +140,16 @@ func (n *Node) boot(start time.Time, real time.Duration) {
 		if next.controlPlane() {
 			_ = n.w.learnOSCA(next)
 		}
+		// A worker gets its API certificate from a control plane's trustd, retrying until one
+		// answers; here the world signs it once it knows the cluster's OS CA.
 		var err error
-		if osCA, err = n.w.osAuthority(); err != nil {
+		for deadline := time.Now().Add(labtime.Lab(10 * time.Minute)); ; {
+			if osCA, err = n.w.osAuthority(); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
 			n.log("boot-failed", err.Error(), start, real)
 			n.mu.Lock()
 			n.phase = phaseOff
@@ -230,6 +238,9 @@ func (n *Node) reboot(actorID, reason string) {
 // STATE was wiped) boots on without installing or rebooting (:158).
 func (n *Node) install(cfg *machineConfig) {
 	start := time.Now()
+	if cfg.controlPlane() {
+		_ = n.w.learnOSCA(cfg)
+	}
 	n.mu.Lock()
 	n.persisted = cfg
 	alreadyInstalled := n.installed

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A stack that adopts a running cluster and has no state restores it: the identity is imported
+// (from the 1Password backup, or secrets.yaml when given), never created, and nodes take their
+// first managed config staged.
+
+func backupVault(bundle string) map[string]map[string]string {
+	v := fixtureVault()
+	v["talos-norns"] = map[string]string{"secrets.yaml": bundle, "talosconfig": "context: norns\n"}
+	return v
+}
+
+func TestAdoptionNeverMintsAnIdentity(t *testing.T) {
+	r := runProgram(t, stack(t, "norns"), runOpts{restore: true})
+	if r.err == nil {
+		t.Fatal("a restore without the identity went on")
+	}
+	for _, want := range []string{"homelab:cluster.adopt is true", "never created", `vault "kubernetes" has no item "talos-norns"`, `field "secrets.yaml"`, "secrets.yaml in the project directory"} {
+		if !strings.Contains(r.err.Error(), want) {
+			t.Errorf("the error does not say %q:\n%v", want, r.err)
+		}
+	}
+	if len(r.resources) != 0 {
+		t.Errorf("registered %s before failing", r.names(""))
+	}
+}
+
+func TestRestoreImportsTheIdentityFromTheBackup(t *testing.T) {
+	dir := t.TempDir()
+	r := mustRun(t, stack(t, "norns"), runOpts{restore: true, root: dir, vault: backupVault("cluster:\n  id: from-the-vault\n")})
+	sec := r.get(t, secretsToken, "cluster-secrets")
+	if got := sec.Req.GetImportId(); got != "secrets.yaml" {
+		t.Errorf("the secrets bundle is imported from %q, want secrets.yaml", got)
+	}
+	if !sec.Req.GetProtect() {
+		t.Error("the imported bundle is not protected")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secrets.yaml")); !os.IsNotExist(err) {
+		t.Errorf("the bundle written for the import is still in the project directory: %v", err)
+	}
+	for _, in := range r.ofType(applyToken) {
+		if strings.HasPrefix(in.Name, "install-") && str(in.Inputs["applyMode"]) != "staged" {
+			t.Errorf("%s applies in mode %s to a running node; auto would reboot it in the background", in.Name, str(in.Inputs["applyMode"]))
+		}
+	}
+}
+
+func TestRestorePrefersAGivenSecretsFile(t *testing.T) {
+	dir := t.TempDir()
+	given := filepath.Join(dir, "secrets.yaml")
+	if err := os.WriteFile(given, []byte("cluster:\n  id: given\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRun(t, stack(t, "norns"), runOpts{restore: true, root: dir}) // no backup item in the vault
+	if got := r.get(t, secretsToken, "cluster-secrets").Req.GetImportId(); got != "secrets.yaml" {
+		t.Errorf("import from %q, want secrets.yaml", got)
+	}
+	if _, err := os.Stat(given); err != nil {
+		t.Errorf("the operator's secrets.yaml was removed: %v", err)
+	}
+}
+
+func TestAStackThatDeployedNeverImports(t *testing.T) {
+	r := mustRun(t, stack(t, "norns"), runOpts{})
+	if id := r.get(t, secretsToken, "cluster-secrets").Req.GetImportId(); id != "" {
+		t.Errorf("a stack with state imports its identity from %q", id)
+	}
+	for _, in := range r.ofType(applyToken) {
+		if strings.HasPrefix(in.Name, "install-") && str(in.Inputs["applyMode"]) != "auto" {
+			t.Errorf("%s: mode %s; a node new to a managed stack is in maintenance mode, which needs auto", in.Name, str(in.Inputs["applyMode"]))
+		}
+	}
+}
