@@ -4,6 +4,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"homelab/components"
+	"homelab/internal/lifecycle"
 	"homelab/internal/stackconfig"
 	"homelab/internal/talosplan"
 )
@@ -15,11 +16,12 @@ type talosCluster struct {
 	base    components.BaseConfigs
 	install *components.Install
 	boot    *components.Bootstrap
+	k8s     *components.KubernetesUpgrade
 }
 
 // buildTalos takes the nodes from maintenance mode (or, adopted, as they run) to a bootstrapped,
 // healthy cluster and its kubeconfig and talosconfig.
-func buildTalos(ctx *pulumi.Context, c stackconfig.Cluster, talos *talosplan.Data, id *identity) (*talosCluster, error) {
+func buildTalos(ctx *pulumi.Context, c stackconfig.Cluster, talos *talosplan.Data, id *identity, plan lifecycle.Plan) (*talosCluster, error) {
 	t := &talosCluster{}
 	var err error
 	if t.secrets, err = components.NewClusterSecrets(ctx, "cluster", &components.ClusterSecretsArgs{
@@ -42,9 +44,25 @@ func buildTalos(ctx *pulumi.Context, c stackconfig.Cluster, talos *talosplan.Dat
 	}); err != nil {
 		return nil, err
 	}
+	removeNodes := func(talosconfig, kubeconfig pulumi.StringOutput) ([]pulumi.Resource, error) {
+		if len(plan.Removed) == 0 {
+			return nil, nil
+		}
+		r, err := components.NewNodeRemoval(ctx, "remove", &components.NodeRemovalArgs{Cluster: c, Removed: plan.Removed,
+			Script: talos.Scripts.Remove, Talosconfig: talosconfig, Kubeconfig: kubeconfig})
+		if err != nil {
+			return nil, err
+		}
+		return r.Resources(), nil
+	}
 	if t.boot, err = components.NewBootstrap(ctx, "bootstrap", &components.BootstrapArgs{
 		Cluster: c, Adopted: c.Adopt, ClientConfiguration: t.secrets.ClientConfiguration, Install: t.install,
+		BeforeHealth: removeNodes,
 	}); err != nil {
+		return nil, err
+	}
+	if t.k8s, err = components.NewKubernetesUpgrade(ctx, "k8s-upgrade", &components.KubernetesUpgradeArgs{Cluster: c,
+		Script: talos.Scripts.UpgradeKubernetes, Talosconfig: t.boot.Talosconfig, Kubeconfig: t.boot.Kubeconfig}); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -20,8 +20,10 @@ type inputs struct {
 // loadData reads src/ and reports every problem at once, each naming its file.
 func loadData(data fs.FS, cfg *stackconfig.Config) (*inputs, error) {
 	in := &inputs{}
-	var errs [4]error
-	in.talos, errs[0] = talosplan.Load(data)
+	var errs [5]error
+	if in.talos, errs[0] = talosplan.Load(data); errs[0] == nil {
+		errs[4] = in.talos.CheckKernelArgs(cfg.Cluster)
+	}
 	in.net, errs[1] = manifests.Load(data, cfg.Networking)
 	in.connect, errs[2] = manifests.LoadConnect(data)
 	if cfg.ArgoCD.On() {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"homelab/internal/lifecycle"
 )
 
 // identityFile is the cluster identity of an adopted cluster when the operator gives it: talosctl's
@@ -31,7 +33,7 @@ type identity struct {
 // planIdentity decides where the identity comes from: a stack that has deployed keeps the one in
 // its state; a new cluster creates one; an adopted cluster with no state imports its own, from
 // secrets.yaml when given, otherwise from the 1Password backup item (read with the vault).
-func planIdentity(ctx *pulumi.Context, adopt bool, prev *deployed) identity {
+func planIdentity(ctx *pulumi.Context, adopt bool, prev *lifecycle.Deployed) identity {
 	id := identity{Restore: adopt && prev == nil}
 	if id.Restore {
 		_, err := os.Stat(filepath.Join(projectDir(ctx), identityFile))

@@ -67,7 +67,7 @@ func TestLabCatchesHealthAskedOfAWorker(t *testing.T) {
 	if s.err == nil {
 		t.Fatal("the bring-up passed with a worker gate that asks the worker for the cluster's health")
 	}
-	if !strings.Contains(s.output, "config-reboot-w1") || !strings.Contains(s.output, "no request forwarding") {
+	if !strings.Contains(s.output, "config-gate-w1") || !strings.Contains(s.output, "no request forwarding") {
 		t.Errorf("the first worker's gate did not fail on Talos's refusal to forward:\n%s", tail(s.output))
 	}
 }

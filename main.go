@@ -9,6 +9,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"homelab/internal/lifecycle"
 	"homelab/src"
 )
 
@@ -23,7 +24,8 @@ func main() {
 // lab as an inline program. Everything that can be wrong in the stack file, src/ or the vault is
 // checked before the first registration:
 //
-//	config ─ data ─ last deployment ─ vault ─► Talos (cluster.go) ─► Kubernetes (platform.go) ─► outputs
+//	config ─ data ─ last deployment and plan ─ vault ─ nodes answer ─► Talos (cluster.go) ─►
+//	Kubernetes (platform.go) ─► outputs
 func run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 	cfg, err := loadConfig(ctx)
 	if err != nil {
@@ -37,6 +39,10 @@ func run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 	if err != nil {
 		return nil, err
 	}
+	plan, err := lifecycle.Decide(prev, cfg.Cluster)
+	if err != nil {
+		return nil, err
+	}
 	id := planIdentity(ctx, cfg.Cluster.Adopt, prev)
 	secrets, err := readVault(ctx, cfg, id)
 	if err != nil {
@@ -45,7 +51,10 @@ func run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 	if err := id.prepare(ctx, secrets.Backup); err != nil {
 		return nil, err
 	}
-	talos, err := buildTalos(ctx, cfg.Cluster, in.talos, &id)
+	if err := reachable(ctx, cfg.Cluster.Nodes); err != nil {
+		return nil, err
+	}
+	talos, err := buildTalos(ctx, cfg.Cluster, in.talos, &id, plan)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func TestGatewayAPICRDsComeBeforeCilium(t *testing.T) {
 func TestCiliumComesBeforeAnyHandover(t *testing.T) {
 	r := mustRun(t, fiveNodes(t), runOpts{})
 	for _, n := range []string{"urd", "verdandi", "skuld", "w1", "w2"} {
-		for _, res := range []registration{r.get(t, applyToken, "config-stage-"+n), r.get(t, commandToken, "config-reboot-"+n), r.get(t, applyToken, "config-apply-"+n)} {
+		for _, res := range []registration{r.get(t, applyToken, "config-stage-"+n), r.get(t, commandToken, "config-gate-"+n), r.get(t, applyToken, "config-apply-"+n)} {
 			if !r.dependsOn(res, "cilium") {
 				t.Errorf("%s does not wait for the cilium chart: the handover patch could reach %s before Cilium runs", res.Name, n)
 			}
@@ -54,13 +54,13 @@ func TestEachHandoverWaitsForThePreviousNodesGate(t *testing.T) {
 	r := mustRun(t, fiveNodes(t), runOpts{})
 	order := []string{"urd", "verdandi", "skuld", "w1", "w2"}
 	for i := 1; i < len(order); i++ {
-		for _, res := range []registration{r.get(t, commandToken, "config-reboot-"+order[i]), r.get(t, applyToken, "config-apply-"+order[i])} {
-			if !r.dependsOn(res, "config-reboot-"+order[i-1]) {
+		for _, res := range []registration{r.get(t, commandToken, "config-gate-"+order[i]), r.get(t, applyToken, "config-apply-"+order[i])} {
+			if !r.dependsOn(res, "config-gate-"+order[i-1]) {
 				t.Errorf("%s does not wait for the gate of %s", res.Name, order[i-1])
 			}
 		}
 	}
-	env := r.get(t, commandToken, "config-reboot-urd").Inputs["environment"].ObjectValue()
+	env := r.get(t, commandToken, "config-gate-urd").Inputs["environment"].ObjectValue()
 	if str(env["CHECK_CILIUM"]) != "true" {
 		t.Error("the gates do not wait for the Cilium agent on the rebooted node")
 	}
@@ -73,11 +73,11 @@ func TestCleanupRunsAfterTheLastHandover(t *testing.T) {
 	r := mustRun(t, fiveNodes(t), runOpts{})
 	cleanup := r.get(t, commandToken, "cni-cleanup")
 	for _, n := range []string{"urd", "verdandi", "skuld", "w1", "w2"} {
-		if !r.dependsOn(cleanup, "config-reboot-"+n) || !r.dependsOn(cleanup, "config-apply-"+n) {
+		if !r.dependsOn(cleanup, "config-gate-"+n) || !r.dependsOn(cleanup, "config-apply-"+n) {
 			t.Errorf("the clean-up does not wait for node %s's handover", n)
 		}
 	}
-	if !cleanup.deps()["config-reboot-w2"] {
+	if !cleanup.deps()["config-gate-w2"] {
 		t.Error("the clean-up does not wait directly for the last gate")
 	}
 }
@@ -121,7 +121,7 @@ func TestAdoptionHasNoBootstrapAndNoBringUpPhase(t *testing.T) {
 		if !strings.Contains(patchText(install), "name: none") {
 			t.Errorf("install-%s lacks the handover patch: an adopted node would go back to Flannel", n)
 		}
-		env := r.get(t, commandToken, "config-reboot-"+n).Inputs["environment"].ObjectValue()
+		env := r.get(t, commandToken, "config-gate-"+n).Inputs["environment"].ObjectValue()
 		if str(env["ROLL_MARK"]) != str(env["INSTALLED_MARK"]) {
 			t.Errorf("the gate of adopted node %s would reboot it", n)
 		}
@@ -147,15 +147,15 @@ func TestAddedNodeInstallsDirectlyOnFinalConfig(t *testing.T) {
 	if !strings.Contains(patchText(r.get(t, applyToken, "install-mimir")), "name: none") {
 		t.Error("a node added to a running cluster installs with Flannel: Talos would re-create the Flannel DaemonSet")
 	}
-	env := r.get(t, commandToken, "config-reboot-mimir").Inputs["environment"].ObjectValue()
+	env := r.get(t, commandToken, "config-gate-mimir").Inputs["environment"].ObjectValue()
 	if str(env["ROLL_MARK"]) != str(env["INSTALLED_MARK"]) {
 		t.Error("the gate of an added node would reboot it once more")
 	}
 	// No other node's resources change: their inputs equal those of the run without mimir.
 	before := mustRun(t, stack(t, "norns"), runOpts{})
-	for _, name := range []string{"config-reboot-urd", "config-stage-urd", "config-apply-skuld", "install-verdandi"} {
+	for _, name := range []string{"config-gate-urd", "config-stage-urd", "config-apply-skuld", "install-verdandi"} {
 		typ := applyToken
-		if strings.HasPrefix(name, "config-reboot-") {
+		if strings.HasPrefix(name, "config-gate-") {
 			typ = commandToken
 		}
 		if !r.get(t, typ, name).Inputs.DeepEquals(before.get(t, typ, name).Inputs) {

@@ -170,7 +170,7 @@ func TestRolloutStagesThenRebootsOneNodeAtATimeThenAppliesLive(t *testing.T) {
 	order := []string{"urd", "verdandi", "skuld", "w1", "w2"}
 	for i, n := range order {
 		stage := r.get(t, applyToken, "config-stage-"+n)
-		gate := r.get(t, commandToken, "config-reboot-"+n)
+		gate := r.get(t, commandToken, "config-gate-"+n)
 		live := r.get(t, applyToken, "config-apply-"+n)
 		if mode := str(stage.Inputs["applyMode"]); mode != "staged" {
 			t.Errorf("config-stage-%s: mode %q, want staged", n, mode)
@@ -182,13 +182,13 @@ func TestRolloutStagesThenRebootsOneNodeAtATimeThenAppliesLive(t *testing.T) {
 			t.Errorf("config-stage-%s does not wait for the node's install", n)
 		}
 		if !gate.deps()["config-stage-"+n] {
-			t.Errorf("config-reboot-%s does not wait for its staged config", n)
+			t.Errorf("config-gate-%s does not wait for its staged config", n)
 		}
-		if !live.deps()["config-reboot-"+n] {
+		if !live.deps()["config-gate-"+n] {
 			t.Errorf("config-apply-%s does not wait for the node's reboot gate", n)
 		}
-		if i > 0 && !gate.deps()["config-reboot-"+order[i-1]] {
-			t.Errorf("config-reboot-%s does not wait for config-reboot-%s: two nodes could reboot at once", n, order[i-1])
+		if i > 0 && !gate.deps()["config-gate-"+order[i-1]] {
+			t.Errorf("config-gate-%s does not wait for config-gate-%s: two nodes could reboot at once", n, order[i-1])
 		}
 		for j, other := range order {
 			if j != i && live.deps()["config-apply-"+other] {
@@ -202,7 +202,7 @@ func TestNoTwoRebootGatesCanRunAtOnce(t *testing.T) {
 	r := mustRun(t, fiveNodes(t), runOpts{})
 	var gates []registration
 	for _, c := range r.ofType(commandToken) {
-		if strings.HasPrefix(c.Name, "config-reboot-") {
+		if strings.HasPrefix(c.Name, "config-gate-") {
 			gates = append(gates, c)
 		}
 	}
@@ -220,15 +220,18 @@ func TestNoTwoRebootGatesCanRunAtOnce(t *testing.T) {
 
 func TestRebootGateShowsSettingsAndKeepsCredentialsSecret(t *testing.T) {
 	r := mustRun(t, freshNorns(t), runOpts{})
-	env := r.get(t, commandToken, "config-reboot-urd").Inputs["environment"].ObjectValue()
+	env := r.get(t, commandToken, "config-gate-urd").Inputs["environment"].ObjectValue()
 	for _, key := range []string{"TALOSCONFIG_DATA", "KUBECONFIG_DATA"} {
 		if !env[resource.PropertyKey(key)].IsSecret() {
 			t.Errorf("%s is not secret", key)
 		}
 	}
-	settings := env["REBOOT_SETTINGS"]
-	if settings.IsSecret() || !strings.Contains(str(settings), "machine.install.image:") {
-		t.Errorf("REBOOT_SETTINGS must show the reboot settings in clear for review; got %v", settings)
+	// A reviewer sees the reboot, upgrade and image values in clear text.
+	if s := env["REBOOT_SETTINGS"]; s.IsSecret() || !strings.Contains(str(s), "cluster.network.cni.name:") {
+		t.Errorf("REBOOT_SETTINGS must show the settings that need a reboot in clear; got %v", s)
+	}
+	if s := env["IMAGE"]; s.IsSecret() || !strings.Contains(str(s), "-installer-secureboot/") {
+		t.Errorf("IMAGE must show the installer image in clear; got %v", s)
 	}
 }
 
@@ -331,11 +334,32 @@ func TestNodesAreResetOnDestroyOnlyWhenTheStackOptsIn(t *testing.T) {
 		c["resetOnDestroy"] = optIn
 		r := mustRun(t, c, runOpts{})
 		for _, res := range r.ofType(applyToken) {
-			reset := res.Inputs["onDestroy"].ObjectValue()["reset"].BoolValue()
-			want := optIn && strings.HasPrefix(res.Name, "config-apply-")
-			if reset != want {
-				t.Errorf("resetOnDestroy %v: %s resets its node on destroy: %v, want %v", optIn, res.Name, reset, want)
+			if res.Inputs["onDestroy"].ObjectValue()["reset"].BoolValue() {
+				t.Errorf("%s resets its node when deleted: the provider would power a node off (reboot false) or fail on a dead one", res.Name)
 			}
+		}
+		var resets []registration
+		for _, cmd := range r.ofType(commandToken) {
+			if strings.HasPrefix(cmd.Name, "config-reset-") {
+				resets = append(resets, cmd)
+			}
+		}
+		if !optIn {
+			if len(resets) != 0 {
+				t.Errorf("resetOnDestroy false registers resets: %s", r.names(commandToken))
+			}
+			continue
+		}
+		if len(resets) != 3 {
+			t.Fatalf("%d resets, want one per node", len(resets))
+		}
+		for _, cmd := range resets {
+			if _, runsOnCreate := cmd.Inputs["create"]; runsOnCreate || !strings.Contains(str(cmd.Inputs["delete"]), "talos reset --graceful=\"$graceful\" --reboot") {
+				t.Errorf("%s does not reset back to maintenance mode (with a reboot) when deleted, and only then", cmd.Name)
+			}
+		}
+		if !r.dependsOn(r.get(t, commandToken, "config-reset-skuld"), "config-reset-verdandi") {
+			t.Error("the resets are not chained: a destroy would reset every node at once")
 		}
 	}
 }

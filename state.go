@@ -6,33 +6,18 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"homelab/internal/lifecycle"
 	"homelab/internal/stackconfig"
 )
 
-// deployedOutput is the stack output that records what the stack deployed.
+// deployedOutput is the stack output that records what the stack deployed (lifecycle.Deployed).
 const deployedOutput = "deployed"
 
-// deployed is the stack's record of what it deployed: exported by every run and read back by the
-// next through a reference to the stack itself. It tells a stack that has deployed from one that
-// never has (a new cluster, or a lost state being restored), and lets a change be compared with
-// what runs (the Talos and Kubernetes versions, the nodes) before anything is registered. The
-// record is only as new as the last run that finished; every step it informs is also guarded by
-// the resources' own state, so a stale record repeats a check, never an action.
-type deployed struct {
-	Cluster           string         `json:"cluster"`
-	TalosVersion      string         `json:"talosVersion"`
-	KubernetesVersion string         `json:"kubernetesVersion"`
-	Nodes             []deployedNode `json:"nodes"`
-}
-
-type deployedNode struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	Role    string `json:"role"`
-}
-
-// readDeployed reads the record of the stack's last run; nil when the stack never deployed.
-func readDeployed(ctx *pulumi.Context) (*deployed, error) {
+// readDeployed reads the record of the stack's last run through a reference to the stack itself;
+// nil when the stack never deployed. The record is only as new as the last run that finished;
+// every step it informs is also guarded by its resources' own state, so a stale record repeats a
+// check, never an action.
+func readDeployed(ctx *pulumi.Context) (*lifecycle.Deployed, error) {
 	self := fmt.Sprintf("%s/%s/%s", ctx.Organization(), ctx.Project(), ctx.Stack())
 	ref, err := pulumi.NewStackReference(ctx, "previous-deployment", &pulumi.StackReferenceArgs{Name: pulumi.String(self)})
 	if err != nil {
@@ -49,7 +34,7 @@ func readDeployed(ctx *pulumi.Context) (*deployed, error) {
 	if err != nil {
 		return nil, err
 	}
-	var d deployed
+	var d lifecycle.Deployed
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("this stack's output %q is not what the program exports: %w", deployedOutput, err)
 	}
@@ -58,12 +43,13 @@ func readDeployed(ctx *pulumi.Context) (*deployed, error) {
 
 // record is what this run deploys, as the next run will read it.
 func record(c stackconfig.Cluster) pulumi.Map {
+	d := lifecycle.Record(c)
 	nodes := pulumi.Array{}
-	for _, n := range c.Nodes {
+	for _, n := range d.Nodes {
 		nodes = append(nodes, pulumi.Map{"name": pulumi.String(n.Name), "address": pulumi.String(n.Address), "role": pulumi.String(n.Role)})
 	}
 	return pulumi.Map{
-		"cluster": pulumi.String(c.Name), "talosVersion": pulumi.String(c.TalosVersion),
-		"kubernetesVersion": pulumi.String(c.KubernetesVersion), "nodes": nodes,
+		"cluster": pulumi.String(d.Cluster), "talosVersion": pulumi.String(d.TalosVersion),
+		"kubernetesVersion": pulumi.String(d.KubernetesVersion), "nodes": nodes,
 	}
 }

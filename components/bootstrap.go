@@ -21,6 +21,10 @@ type BootstrapArgs struct {
 	ClientConfiguration machine.ClientConfigurationOutput
 	// Install holds the nodes' first applies; bootstrap waits for every control plane's. Required.
 	Install *Install
+	// BeforeHealth registers what must happen before the health gate, given the talosconfig and
+	// the kubeconfig not gated on health (such as removing nodes the gate must no longer expect),
+	// and returns it for the gate to wait for. Optional.
+	BeforeHealth func(talosconfig, kubeconfig pulumi.StringOutput) ([]pulumi.Resource, error)
 }
 
 // Bootstrap bootstraps etcd once on the first control plane, fetches the admin kubeconfig and
@@ -38,6 +42,9 @@ type Bootstrap struct {
 	Kubeconfig pulumi.StringOutput
 	// Talosconfig is the talosctl client config for every node (secret).
 	Talosconfig pulumi.StringOutput
+	// RawKubeconfig is the admin kubeconfig before the health gate (secret), for what the gate
+	// itself waits for.
+	RawKubeconfig pulumi.StringOutput
 }
 
 // NewBootstrap registers the bootstrap, the kubeconfig and the health gate.
@@ -89,6 +96,27 @@ func NewBootstrap(ctx *pulumi.Context, name string, args *BootstrapArgs, opts ..
 	}
 	b.KubeconfigResource = kc
 	b.Kubeconfig = pulumi.ToSecret(kc.KubeconfigRaw).(pulumi.StringOutput)
+	b.RawKubeconfig = b.Kubeconfig
+	talosconfig := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
+		ClusterName: pulumi.String(args.Cluster.Name),
+		ClientConfiguration: &client.GetConfigurationClientConfigurationArgs{
+			CaCertificate:     cc.CaCertificate(),
+			ClientCertificate: cc.ClientCertificate(),
+			ClientKey:         cc.ClientKey(),
+		},
+		Endpoints: pulumi.ToStringArray(stackconfig.Addresses(args.Cluster.ControlPlanes())),
+		Nodes:     pulumi.ToStringArray(stackconfig.Addresses(args.Cluster.Nodes)),
+	}, pulumi.Parent(b))
+	b.Talosconfig = pulumi.ToSecret(talosconfig.TalosConfig()).(pulumi.StringOutput)
+
+	healthAfter := append([]pulumi.Resource{kc}, args.Install.AllApplies(args.Cluster)...)
+	if args.BeforeHealth != nil {
+		before, err := args.BeforeHealth(b.Talosconfig, b.RawKubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		healthAfter = append(healthAfter, before...)
+	}
 	if !ctx.DryRun() {
 		health := cluster.GetHealthOutput(ctx, cluster.GetHealthOutputArgs{
 			ClientConfiguration: &cluster.GetHealthClientConfigurationArgs{
@@ -102,24 +130,13 @@ func NewBootstrap(ctx *pulumi.Context, name string, args *BootstrapArgs, opts ..
 			Timeouts:          &cluster.GetHealthTimeoutsArgs{Read: pulumi.String(NodeTimeout)},
 		},
 			pulumi.Parent(b),
-			// Check health once the API server is up and every node, workers too, has its config.
-			pulumi.DependsOn(append([]pulumi.Resource{kc}, args.Install.AllApplies(args.Cluster)...)),
+			// Check health once the API server is up, every node (workers too) has its config, and
+			// nodes leaving the stack are out of the cluster.
+			pulumi.DependsOn(healthAfter),
 		)
 		kubeconfig := b.Kubeconfig
 		b.Kubeconfig = health.Id().ApplyT(func(string) pulumi.StringOutput { return kubeconfig }).(pulumi.StringOutput)
 	}
-
-	talosconfig := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
-		ClusterName: pulumi.String(args.Cluster.Name),
-		ClientConfiguration: &client.GetConfigurationClientConfigurationArgs{
-			CaCertificate:     cc.CaCertificate(),
-			ClientCertificate: cc.ClientCertificate(),
-			ClientKey:         cc.ClientKey(),
-		},
-		Endpoints: pulumi.ToStringArray(stackconfig.Addresses(args.Cluster.ControlPlanes())),
-		Nodes:     pulumi.ToStringArray(stackconfig.Addresses(args.Cluster.Nodes)),
-	}, pulumi.Parent(b))
-	b.Talosconfig = pulumi.ToSecret(talosconfig.TalosConfig()).(pulumi.StringOutput)
 
 	if err := ctx.RegisterResourceOutputs(b, pulumi.Map{
 		"kubeconfig":  b.Kubeconfig,

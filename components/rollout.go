@@ -24,15 +24,17 @@ type RolloutArgs struct {
 	ClientConfiguration machine.ClientConfigurationOutput
 	// Install holds the nodes' first applies: staging needs an installed node. Required.
 	Install *Install
-	// Kubeconfig lets each node's reboot gate check the Kubernetes node (secret). Required.
+	// Kubeconfig lets each node's gate check the Kubernetes node (secret). Required.
 	Kubeconfig pulumi.StringInput
-	// After are resources that must exist before any node gets its final config staged, such as
-	// the Cilium install ahead of the CNI handover. Optional.
+	// After are resources that must exist before any node gets its final config staged: the
+	// Cilium install ahead of the CNI handover, a Kubernetes upgrade ahead of configs that carry
+	// its version. Optional.
 	After []pulumi.Resource
-	// CheckCilium makes each reboot gate also wait for the Cilium agent on the node. Optional.
+	// CheckCilium makes each gate also wait for the Cilium agent on the node. Optional.
 	CheckCilium bool
-	// ResetOnDestroy makes `pulumi destroy` (or removing a node from the stack) reset the node:
-	// wipe its STATE and EPHEMERAL partitions. Optional; default false: nodes are left as they are.
+	// ResetOnDestroy resets a node back to maintenance mode when it leaves the stack file, or at
+	// `pulumi destroy` (STATE and EPHEMERAL wiped, graceful for control planes). Optional; default
+	// false: nodes are left as they are.
 	ResetOnDestroy bool
 }
 
@@ -40,38 +42,41 @@ type RolloutArgs struct {
 // (control planes, then workers):
 //
 //   - <name>-stage-<node> stages the full config (apply mode staged): nothing changes on the node yet;
-//   - <name>-reboot-<node> is the node's gate: it reboots the node only when the node's reboot
-//     settings (src/talos/reboot.yaml) changed, then waits until it is healthy; each gate waits for
-//     the previous node's, so at most one node reboots at a time;
-//   - <name>-apply-<node> applies the same config live (apply mode no_reboot). A change that needs
-//     no reboot reaches every node in parallel; one that Talos says needs a reboot fails here.
+//   - <name>-gate-<node> upgrades the node when it does not run the config's installer image (or
+//     its kernel arguments changed), reboots it when a setting Talos cannot apply live changed
+//     (src/talos/reboot.yaml, or Talos refuses the staged config live), then waits until the
+//     cluster is healthy; each gate waits for the previous node's, so at most one node is down;
+//   - <name>-apply-<node> applies the same config live (apply mode no_reboot): a change that
+//     needs no reboot reaches every node in parallel, and a node that rebooted already runs it;
+//   - <name>-reset-<node>, with ResetOnDestroy, resets the node when it is deleted.
 //
-// A preview shows the reboot settings of every node whose gate will reboot it, in clear text.
+// A preview shows each gate's IMAGE (an upgrade), KERNEL_ARGS (an upgrade) and REBOOT_SETTINGS (a
+// reboot) changing, in clear text, and each apply's patches.
 type Rollout struct {
 	pulumi.ResourceState
 
-	// Stages, Reboots and Applies hold each node's resources, by node name.
+	// Stages, Gates and Applies hold each node's resources, by node name.
 	Stages  map[string]*machine.ConfigurationApply
-	Reboots map[string]*local.Command
+	Gates   map[string]*local.Command
 	Applies map[string]*machine.ConfigurationApply
 	// Done is every resource later work must wait for: each node's live apply and the last gate.
 	Done []pulumi.Resource
 }
 
-// NewRollout registers the stage, reboot gate and live apply of every node.
+// NewRollout registers the stage, gate and live apply of every node.
 func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pulumi.ResourceOption) (*Rollout, error) {
 	r := &Rollout{
 		Stages:  map[string]*machine.ConfigurationApply{},
-		Reboots: map[string]*local.Command{},
+		Gates:   map[string]*local.Command{},
 		Applies: map[string]*machine.ConfigurationApply{},
 	}
 	if err := ctx.RegisterComponentResource(rolloutType, name, r, opts...); err != nil {
 		return nil, err
 	}
-	var previousGate pulumi.Resource
+	var previousGate, previousReset pulumi.Resource
 	for _, n := range args.Cluster.RollOrder() {
 		patches := args.Talos.NodePatches(args.Cluster, n, talosplan.Final)
-		config := func(mode string, onDestroy *machine.ConfigurationApplyOnDestroyArgs) *machine.ConfigurationApplyArgs {
+		config := func(mode string) *machine.ConfigurationApplyArgs {
 			return &machine.ConfigurationApplyArgs{
 				Node:                      pulumi.String(n.Address),
 				Endpoint:                  pulumi.String(n.Address),
@@ -79,13 +84,13 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 				MachineConfigurationInput: args.BaseConfigs[n.Role],
 				ConfigPatches:             pulumi.ToStringArray(talosplan.Contents(patches)),
 				ApplyMode:                 pulumi.String(mode),
-				OnDestroy:                 onDestroy,
+				OnDestroy:                 keepNodeOnDestroy(),
 				Timeouts:                  nodeTimeouts(),
 			}
 		}
 		// Staging needs an installed node, and whatever args.After names (the CNI the config expects).
 		stageAfter := append([]pulumi.Resource{args.Install.Applies[n.Name]}, args.After...)
-		stage, err := machine.NewConfigurationApply(ctx, name+"-stage-"+n.Name, config("staged", keepNodeOnDestroy()),
+		stage, err := machine.NewConfigurationApply(ctx, name+"-stage-"+n.Name, config("staged"),
 			pulumi.Parent(r), pulumi.DependsOn(stageAfter))
 		if err != nil {
 			return nil, fmt.Errorf("registering the staged config of node %s: %w", n.Name, err)
@@ -93,58 +98,56 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 
 		// The gate's talosconfig names only its own node, so adding a node changes no other gate (its
 		// CA and client certificate serve for every node of the cluster).
-		talosconfig := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
-			ClusterName: pulumi.String(args.Cluster.Name),
-			ClientConfiguration: &client.GetConfigurationClientConfigurationArgs{
-				CaCertificate:     args.ClientConfiguration.CaCertificate(),
-				ClientCertificate: args.ClientConfiguration.ClientCertificate(),
-				ClientKey:         args.ClientConfiguration.ClientKey(),
-			},
-			Endpoints: pulumi.ToStringArray([]string{n.Address}),
-			Nodes:     pulumi.ToStringArray([]string{n.Address}),
-		}, pulumi.Parent(r)).TalosConfig()
+		talosconfig := nodeTalosconfig(ctx, r, args.Cluster.Name, args.ClientConfiguration, n.Address)
 		settings := args.Talos.RebootSettingsOf(patches)
 		installed := args.Talos.RebootSettingsOf(args.Talos.NodePatches(args.Cluster, n, args.Install.Phase))
 		gateAfter := []pulumi.Resource{stage}
 		if previousGate != nil {
 			gateAfter = append(gateAfter, previousGate)
 		}
-		gate, err := local.NewCommand(ctx, name+"-reboot-"+n.Name, &local.CommandArgs{
-			Create: pulumi.String(args.Talos.RebootScript),
-			Update: pulumi.String(args.Talos.RebootScript),
+		gate, err := local.NewCommand(ctx, name+"-gate-"+n.Name, &local.CommandArgs{
+			Create: pulumi.String(args.Talos.Scripts.Gate),
+			Update: pulumi.String(args.Talos.Scripts.Gate),
 			Environment: pulumi.StringMap{
 				"NODE_NAME":        pulumi.String(n.Name),
 				"NODE_ADDRESS":     pulumi.String(n.Address),
 				"HEALTH_ENDPOINT":  pulumi.String(healthEndpoint(args.Cluster, n)),
+				"IMAGE":            pulumi.String(args.Talos.InstallerImage(args.Cluster)),
+				"TALOS_VERSION":    pulumi.String(args.Cluster.TalosVersion),
+				"SCHEMATIC":        pulumi.String(args.Talos.SchematicID),
+				"KERNEL_ARGS":      pulumi.String(args.Talos.UpgradeSettingsOf(patches)),
 				"REBOOT_SETTINGS":  pulumi.String(settings),
 				"ROLL_MARK":        pulumi.String(talosplan.Mark(settings)),
 				"INSTALLED_MARK":   pulumi.String(talosplan.Mark(installed)),
 				"TIMEOUT":          pulumi.String(NodeTimeout),
 				"CHECK_CILIUM":     pulumi.Sprintf("%t", args.CheckCilium),
-				"TALOSCONFIG_DATA": pulumi.ToSecret(talosconfig).(pulumi.StringOutput),
+				"TALOSCONFIG_DATA": talosconfig,
 				"KUBECONFIG_DATA":  pulumi.ToSecret(args.Kubeconfig).(pulumi.StringOutput),
 			},
 		},
 			pulumi.Parent(r),
-			// Reboot only into a staged config, and only after the previous node is healthy again.
+			// Act only on a staged config, and only after the previous node is healthy again.
 			pulumi.DependsOn(gateAfter),
+			// The gate was named <name>-reboot-<node> before it also upgraded nodes.
+			pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(name + "-reboot-" + n.Name)}}),
 		)
 		if err != nil {
-			return nil, fmt.Errorf("registering the reboot gate of node %s: %w", n.Name, err)
+			return nil, fmt.Errorf("registering the gate of node %s: %w", n.Name, err)
 		}
 
-		onDestroy := keepNodeOnDestroy()
-		if args.ResetOnDestroy {
-			onDestroy.Reset = pulumi.Bool(true)
-		}
-		apply, err := machine.NewConfigurationApply(ctx, name+"-apply-"+n.Name, config("no_reboot", onDestroy),
+		apply, err := machine.NewConfigurationApply(ctx, name+"-apply-"+n.Name, config("no_reboot"),
 			pulumi.Parent(r),
-			// Apply live only after the gate: the node then already runs any reboot setting.
+			// Apply live only after the gate: the node then already runs whatever needed a reboot.
 			pulumi.DependsOn([]pulumi.Resource{gate}))
 		if err != nil {
 			return nil, fmt.Errorf("registering the live config of node %s: %w", n.Name, err)
 		}
-		r.Stages[n.Name], r.Reboots[n.Name], r.Applies[n.Name] = stage, gate, apply
+		if args.ResetOnDestroy {
+			if previousReset, err = newReset(ctx, r, name, args, n, talosconfig, previousReset); err != nil {
+				return nil, err
+			}
+		}
+		r.Stages[n.Name], r.Gates[n.Name], r.Applies[n.Name] = stage, gate, apply
 		r.Done = append(r.Done, apply)
 		previousGate = gate
 	}
@@ -153,6 +156,45 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 		return nil, err
 	}
 	return r, nil
+}
+
+// newReset registers the command whose delete resets the node (src/talos/reset.sh). Resets are
+// chained, so deletes (in reverse order) reset one node at a time, control planes last.
+func newReset(ctx *pulumi.Context, r *Rollout, name string, args *RolloutArgs, n stackconfig.Node, talosconfig pulumi.StringOutput, previous pulumi.Resource) (pulumi.Resource, error) {
+	opts := []pulumi.ResourceOption{pulumi.Parent(r)}
+	if previous != nil {
+		// Reset one node at a time: a delete waits for the resources that depend on it.
+		opts = append(opts, pulumi.DependsOn([]pulumi.Resource{previous}))
+	}
+	reset, err := local.NewCommand(ctx, name+"-reset-"+n.Name, &local.CommandArgs{
+		Delete: pulumi.String(args.Talos.Scripts.Reset),
+		Environment: pulumi.StringMap{
+			"NODE_NAME":        pulumi.String(n.Name),
+			"NODE_ADDRESS":     pulumi.String(n.Address),
+			"ROLE":             pulumi.String(n.Role),
+			"TIMEOUT":          pulumi.String(NodeTimeout),
+			"TALOSCONFIG_DATA": talosconfig,
+		},
+	}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("registering the reset of node %s: %w", n.Name, err)
+	}
+	return reset, nil
+}
+
+// nodeTalosconfig is a talosconfig that reaches one node (secret).
+func nodeTalosconfig(ctx *pulumi.Context, parent pulumi.Resource, cluster string, cc machine.ClientConfigurationOutput, address string) pulumi.StringOutput {
+	tc := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
+		ClusterName: pulumi.String(cluster),
+		ClientConfiguration: &client.GetConfigurationClientConfigurationArgs{
+			CaCertificate:     cc.CaCertificate(),
+			ClientCertificate: cc.ClientCertificate(),
+			ClientKey:         cc.ClientKey(),
+		},
+		Endpoints: pulumi.ToStringArray([]string{address}),
+		Nodes:     pulumi.ToStringArray([]string{address}),
+	}, pulumi.Parent(parent)).TalosConfig()
+	return pulumi.ToSecret(tc).(pulumi.StringOutput)
 }
 
 // healthEndpoint is the node a gate asks for the cluster's health: Talos runs the check on that

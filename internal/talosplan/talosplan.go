@@ -28,7 +28,14 @@ const (
 	HandoverPatch = "talos/patches/cilium.yaml"
 	SchematicFile = "talos/schematic.yaml"
 	RebootFile    = "talos/reboot.yaml"
-	RebootScript  = "talos/reboot.sh"
+)
+
+// The scripts the program's commands run, under src/talos.
+const (
+	GateScript              = "talos/gate.sh"
+	UpgradeKubernetesScript = "talos/upgrade-k8s.sh"
+	RemoveScript            = "talos/remove.sh"
+	ResetScript             = "talos/reset.sh"
 )
 
 // FactoryHost serves installer images; it is the Talos provider's default imageFactoryUrl.
@@ -60,12 +67,24 @@ type Data struct {
 	Common, ControlPlane, Worker []Patch
 	// Handover is the CNI handover patch (cilium.yaml), or nil when src/ has none.
 	Handover *Patch
-	// RebootSettings are the dotted machine-config paths whose change needs a reboot.
-	RebootSettings []string
+	// Settings is what a change of each machine-config setting costs a node (src/talos/reboot.yaml).
+	Settings Settings
 	// Schematic is the Image Factory schematic (YAML) and SchematicID its content-addressed ID.
 	Schematic, SchematicID string
-	// RebootScript is the shell script that reboots one node when needed and waits for its health.
-	RebootScript string
+	// Scripts are the shell scripts of the commands that act on nodes.
+	Scripts Scripts
+}
+
+// Scripts are the texts of the shell scripts under src/talos.
+type Scripts struct {
+	// Gate upgrades or reboots one node when its change needs it, then waits for its health.
+	Gate string
+	// UpgradeKubernetes runs talosctl upgrade-k8s when Kubernetes runs another version.
+	UpgradeKubernetes string
+	// Remove takes a node out of the cluster: drain, leave etcd, delete the Node.
+	Remove string
+	// Reset resets a node back to maintenance mode.
+	Reset string
 }
 
 // Load reads src/talos from fsys. Every error names the file at fault.
@@ -87,16 +106,21 @@ func Load(fsys fs.FS) (*Data, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
 	}
-	if d.RebootSettings, err = loadRebootSettings(fsys); err != nil {
+	if d.Settings, err = loadSettings(fsys); err != nil {
 		errs = append(errs, err)
 	}
 	if d.Schematic, d.SchematicID, err = loadSchematic(fsys); err != nil {
 		errs = append(errs, err)
 	}
-	if b, err := fs.ReadFile(fsys, RebootScript); err != nil {
-		errs = append(errs, fmt.Errorf("src/%s: %w", RebootScript, err))
-	} else {
-		d.RebootScript = string(b)
+	for path, dst := range map[string]*string{
+		GateScript: &d.Scripts.Gate, UpgradeKubernetesScript: &d.Scripts.UpgradeKubernetes,
+		RemoveScript: &d.Scripts.Remove, ResetScript: &d.Scripts.Reset,
+	} {
+		if b, err := fs.ReadFile(fsys, path); err != nil {
+			errs = append(errs, fmt.Errorf("src/%s: %w", path, err))
+		} else {
+			*dst = string(b)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -146,25 +170,60 @@ func loadPatch(fsys fs.FS, name string) (Patch, error) {
 	return Patch{Source: name, Content: string(b)}, nil
 }
 
-func loadRebootSettings(fsys fs.FS) ([]string, error) {
+// Settings sorts machine-config settings (dotted paths, a path covering everything under it) by
+// what a change costs a node.
+type Settings struct {
+	// Live are the parts Talos applies without a reboot; any other setting needs one.
+	Live []string `yaml:"live"`
+	// Reboot are live settings that are rolled out with a reboot anyway (the CNI handover).
+	Reboot []string `yaml:"reboot"`
+	// Upgrade are settings that take effect only through an install or an upgrade.
+	Upgrade []string `yaml:"upgrade"`
+}
+
+func loadSettings(fsys fs.FS) (Settings, error) {
+	var s Settings
 	b, err := fs.ReadFile(fsys, RebootFile)
 	if err != nil {
-		return nil, fmt.Errorf("src/%s: %w", RebootFile, err)
-	}
-	var doc struct {
-		Settings []string `yaml:"settings"`
+		return s, fmt.Errorf("src/%s: %w", RebootFile, err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("src/%s: %w", RebootFile, err)
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("src/%s: %w", RebootFile, err)
 	}
-	for _, s := range doc.Settings {
-		if s == "" || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
-			return nil, fmt.Errorf("src/%s: %q is not a dotted config path such as machine.install.image", RebootFile, s)
+	for _, list := range [][]string{s.Live, s.Reboot, s.Upgrade} {
+		for _, p := range list {
+			if p == "" || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") {
+				return s, fmt.Errorf("src/%s: %q is not a dotted config path such as machine.install.image", RebootFile, p)
+			}
 		}
 	}
-	return doc.Settings, nil
+	if len(s.Live) == 0 {
+		return s, fmt.Errorf("src/%s: lists no live settings; every change would reboot every node", RebootFile)
+	}
+	return s, nil
+}
+
+// under reports whether path is one of paths or lies under one.
+func under(path string, paths []string) bool {
+	for _, p := range paths {
+		if path == p || strings.HasPrefix(path, p+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// costs says what a change of the setting at path costs: "upgrade", "reboot" or "live".
+func (s Settings) costs(path string) string {
+	switch {
+	case under(path, s.Upgrade):
+		return "upgrade"
+	case under(path, s.Reboot), !under(path, s.Live):
+		return "reboot"
+	}
+	return "live"
 }
 
 func loadSchematic(fsys fs.FS) (string, string, error) {
@@ -230,30 +289,39 @@ func Contents(patches []Patch) []string {
 	return out
 }
 
-// RebootSettingsOf summarises, one line per setting, the values that patches give the settings
-// listed in src/talos/reboot.yaml (a later patch overrides an earlier one). Two configs whose
-// summaries are equal differ only in settings Talos applies without a reboot.
+// RebootSettingsOf summarises, one line per setting, the values that patches give every setting
+// whose change needs a reboot: the settings listed under reboot in src/talos/reboot.yaml and any
+// setting not listed as live (a later patch overrides an earlier one). Two configs whose summaries
+// are equal differ only in settings Talos applies live or that an upgrade rolls out.
 func (d *Data) RebootSettingsOf(patches []Patch) string {
+	return d.summary(patches, "reboot")
+}
+
+// UpgradeSettingsOf summarises the values patches give the settings that take effect only through
+// an upgrade (kernel arguments; the installer image is the node patch's).
+func (d *Data) UpgradeSettingsOf(patches []Patch) string {
+	return d.summary(patches, "upgrade")
+}
+
+func (d *Data) summary(patches []Patch, cost string) string {
 	values := map[string]string{}
 	for _, p := range patches {
 		var doc any
 		_ = yaml.Unmarshal([]byte(p.Content), &doc) // checked by Load
 		switch doc := doc.(type) {
 		case map[string]any:
-			for _, s := range d.RebootSettings {
-				if v, ok := lookup(doc, strings.Split(s, ".")); ok {
-					values[s] = compact(v)
+			leaves("", doc, func(path string, v any) {
+				if d.Settings.costs(path) == cost {
+					values[path] = compact(v)
 				}
-			}
-		case []any: // JSON patch: keep every operation that touches a listed setting
+			})
+		case []any: // JSON patch: keep every operation that touches such a setting
 			for _, op := range doc {
 				m, _ := op.(map[string]any)
 				opPath, _ := m["path"].(string)
 				dotted := strings.ReplaceAll(strings.TrimPrefix(opPath, "/"), "/", ".")
-				for _, s := range d.RebootSettings {
-					if dotted == s || strings.HasPrefix(dotted, s+".") || strings.HasPrefix(s, dotted+".") {
-						values[s] = compact(m)
-					}
+				if d.Settings.costs(dotted) == cost {
+					values[dotted] = compact(m)
 				}
 			}
 		}
@@ -270,25 +338,47 @@ func (d *Data) RebootSettingsOf(patches []Patch) string {
 	return b.String()
 }
 
+// leaves calls fn for every value of doc that is not a mapping, with its dotted path; a setting
+// whose cost is decided by a covering path (such as cluster.network.cni) is reported whole.
+func leaves(prefix string, doc map[string]any, fn func(path string, v any)) {
+	for k, v := range doc {
+		path := k
+		if prefix != "" {
+			path = prefix + "." + k
+		}
+		if m, ok := v.(map[string]any); ok && len(m) > 0 {
+			leaves(path, m, fn)
+			continue
+		}
+		fn(path, v)
+	}
+}
+
+// CheckKernelArgs refuses kernel arguments in patches of a secure-boot cluster: systemd-boot
+// ignores machine.install.extraKernelArgs (Talos v1.11.5 v1alpha1_types.go:808), so they would
+// never reach a node. They belong in the schematic, where they become part of the installer image.
+func (d *Data) CheckKernelArgs(c stackconfig.Cluster) error {
+	if !c.SecureBoot {
+		return nil
+	}
+	var errs []error
+	for _, group := range [][]Patch{d.Common, d.ControlPlane, d.Worker} {
+		for _, p := range group {
+			if strings.Contains(d.summary([]Patch{p}, "upgrade"), "machine.install.extraKernelArgs") {
+				errs = append(errs, fmt.Errorf("src/%s sets machine.install.extraKernelArgs, which Talos ignores under secure boot "+
+					"(homelab:cluster.secureBoot: true): move the arguments to src/talos/schematic.yaml under customization.extraKernelArgs, "+
+					"where they become part of the installer image and reach the nodes through an upgrade", p.Source))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Mark identifies a reboot-settings summary; the reboot gate compares marks to decide whether a
 // node must reboot.
 func Mark(settings string) string {
 	sum := sha256.Sum256([]byte(settings))
 	return "reboot-settings sha256:" + hex.EncodeToString(sum[:])
-}
-
-func lookup(doc map[string]any, keys []string) (any, bool) {
-	var cur any = doc
-	for _, k := range keys {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[k]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
 }
 
 func compact(v any) string {

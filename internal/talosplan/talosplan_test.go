@@ -35,7 +35,10 @@ func tree() fstest.MapFS {
 		"talos/patches/worker/w.yaml":       {Data: []byte("machine: {sysctls: {a: '1'}}\n")},
 		"talos/patches/cilium.yaml":         {Data: []byte("cluster: {network: {cni: {name: none}}, proxy: {disabled: true}}\n")},
 		"talos/reboot.yaml":                 {Data: real},
-		"talos/reboot.sh":                   {Data: []byte("true\n")},
+		"talos/gate.sh":                     {Data: []byte("true\n")},
+		"talos/upgrade-k8s.sh":              {Data: []byte("true\n")},
+		"talos/remove.sh":                   {Data: []byte("true\n")},
+		"talos/reset.sh":                    {Data: []byte("true\n")},
 		"talos/schematic.yaml":              {Data: []byte("customization: {systemExtensions: {officialExtensions: [siderolabs/gvisor]}}\n")},
 	}
 }
@@ -119,43 +122,95 @@ func TestSchematicChangeYieldsNewID(t *testing.T) {
 	}
 }
 
-func TestRebootSettingsChangeOnlyForRebootSettings(t *testing.T) {
+// settingsOf loads tree() with mutate applied and returns the reboot and upgrade summaries of the
+// first node's final config.
+func settingsOf(t *testing.T, mutate func(fstest.MapFS)) (reboot, upgrade string) {
+	t.Helper()
+	fsys := tree()
+	mutate(fsys)
+	d, err := talosplan.Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := d.NodePatches(cluster, cluster.Nodes[0], talosplan.Final)
+	return d.RebootSettingsOf(p), d.UpgradeSettingsOf(p)
+}
+
+func patch(name, text string) func(fstest.MapFS) {
+	return func(f fstest.MapFS) { f[name] = &fstest.MapFile{Data: []byte(text)} }
+}
+
+func TestWhatAChangeCostsFollowsTalos(t *testing.T) {
+	baseReboot, baseUpgrade := settingsOf(t, func(fstest.MapFS) {})
+	for _, c := range []struct {
+		name, file, patch string
+		want              string // live, reboot or upgrade
+	}{
+		// Talos applies these live (v1alpha1_runtime.go:164-193).
+		{"kubelet", "talos/patches/z.yaml", "machine: {kubelet: {extraConfig: {maxPods: 250}}}\n", "live"},
+		{"an API server flag", "talos/patches/z.yaml", "cluster: {apiServer: {extraArgs: {audit-log-maxage: '7'}}}\n", "live"},
+		{"a sysctl", "talos/patches/z.yaml", "machine: {sysctls: {vm.max_map_count: '262144'}}\n", "live"},
+		{"node labels", "talos/patches/z.yaml", "machine: {nodeLabels: {zone: hall}}\n", "live"},
+		{"the install disk wipe", "talos/patches/z.yaml", "machine: {install: {wipe: false}}\n", "live"},
+		// Talos refuses these live.
+		{"an environment variable", "talos/patches/z.yaml", "machine: {env: {HTTP_PROXY: http://proxy:3128}}\n", "reboot"},
+		{"a file", "talos/patches/z.yaml", "machine: {files: [{path: /var/etc/x, content: y, op: create}]}\n", "reboot"},
+		{"RBAC of the Talos API", "talos/patches/z.yaml", "machine: {features: {rbac: false}}\n", "reboot"},
+		// Live for Talos, rolled out with a reboot: the CNI handover.
+		{"the CNI", "talos/patches/cilium.yaml", "cluster: {network: {cni: {name: flannel}}, proxy: {disabled: true}}\n", "reboot"},
+		// Only an upgrade makes these take effect.
+		{"kernel arguments", "talos/patches/z.yaml", "machine: {install: {extraKernelArgs: [i915.enable_guc=3]}}\n", "upgrade"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reboot, upgrade := settingsOf(t, patch(c.file, c.patch))
+			got := "live"
+			switch {
+			case upgrade != baseUpgrade:
+				got = "upgrade"
+			case reboot != baseReboot:
+				got = "reboot"
+			}
+			if got != c.want {
+				t.Errorf("costs %s, want %s\nreboot settings:\n%s\nupgrade settings:\n%s", got, c.want, reboot, upgrade)
+			}
+		})
+	}
+}
+
+func TestTheHandoverIsARebootAndShownInClear(t *testing.T) {
 	base, err := talosplan.Load(tree())
 	if err != nil {
 		t.Fatal(err)
 	}
-	mark := func(mutate func(fstest.MapFS)) string {
-		t.Helper()
-		fsys := tree()
-		mutate(fsys)
-		d, err := talosplan.Load(fsys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return talosplan.Mark(d.RebootSettingsOf(d.NodePatches(cluster, cluster.Nodes[0], talosplan.Final)))
-	}
-	before := talosplan.Mark(base.RebootSettingsOf(base.NodePatches(cluster, cluster.Nodes[0], talosplan.Final)))
-	if got := mark(func(f fstest.MapFS) {
-		f["talos/patches/b.yaml"] = &fstest.MapFile{Data: []byte("machine: {kubelet: {extraConfig: {maxPods: 250}}}\n")}
-	}); got != before {
-		t.Error("a kubelet change moved the reboot mark: it would reboot nodes for a live change")
-	}
-	if got := mark(func(f fstest.MapFS) {
-		f["talos/patches/w.yaml"] = &fstest.MapFile{Data: []byte("machine: {install: {extraKernelArgs: [i915.enable_guc=3]}}\n")}
-	}); got == before {
-		t.Error("adding kernel arguments kept the reboot mark: nodes would not reboot into them")
-	}
-	if got := mark(func(f fstest.MapFS) {
-		f["talos/schematic.yaml"] = &fstest.MapFile{Data: []byte("customization: {systemExtensions: {officialExtensions: [siderolabs/i915]}}\n")}
-	}); got == before {
-		t.Error("a schematic change kept the reboot mark")
-	}
-	bringUp := talosplan.Mark(base.RebootSettingsOf(base.NodePatches(cluster, cluster.Nodes[0], talosplan.BringUp)))
-	if bringUp == before {
+	final := base.RebootSettingsOf(base.NodePatches(cluster, cluster.Nodes[0], talosplan.Final))
+	bringUp := base.RebootSettingsOf(base.NodePatches(cluster, cluster.Nodes[0], talosplan.BringUp))
+	if talosplan.Mark(final) == talosplan.Mark(bringUp) {
 		t.Error("the bring-up and final configs have the same reboot mark: the CNI handover would not reboot")
 	}
-	if s := base.RebootSettingsOf(base.NodePatches(cluster, cluster.Nodes[0], talosplan.Final)); !strings.Contains(s, `cluster.network.cni: {"name":"none"}`) {
-		t.Errorf("reboot settings do not show the CNI in clear text:\n%s", s)
+	if !strings.Contains(final, `cluster.network.cni.name: "none"`) {
+		t.Errorf("reboot settings do not show the CNI in clear text:\n%s", final)
+	}
+	if strings.Contains(final, "machine.install.image") {
+		t.Errorf("the installer image is among the reboot settings; a reboot never installs it:\n%s", final)
+	}
+}
+
+func TestKernelArgsUnderSecureBootPointToTheSchematic(t *testing.T) {
+	fsys := tree()
+	fsys["talos/patches/controlplane/k.yaml"] = &fstest.MapFile{Data: []byte("machine: {install: {extraKernelArgs: [i915.enable_guc=3]}}\n")}
+	d, err := talosplan.Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.CheckKernelArgs(cluster)
+	if err == nil || !strings.Contains(err.Error(), "src/talos/patches/controlplane/k.yaml sets machine.install.extraKernelArgs") ||
+		!strings.Contains(err.Error(), "customization.extraKernelArgs") {
+		t.Errorf("error %v; want the patch named and the schematic pointed to", err)
+	}
+	grub := cluster
+	grub.SecureBoot = false
+	if err := d.CheckKernelArgs(grub); err != nil {
+		t.Errorf("kernel arguments without secure boot refused: %v", err)
 	}
 }
 

@@ -143,12 +143,13 @@ func (s *machineServer) ApplyConfiguration(ctx context.Context, in *machine.Appl
 		n.w.applyLive(n, cfg, true)
 	case machine.ApplyConfigurationRequest_STAGED:
 		n.mu.Lock()
+		changed := n.persisted == nil || string(n.persisted.bytes) != string(cfg.bytes)
 		n.persisted = cfg
 		if n.rt != nil {
 			_ = n.rt.syncLocked()
 		}
 		n.mu.Unlock()
-		n.log("apply-staged", "", start, 0)
+		n.log("apply-staged", map[bool]string{true: "changed", false: "unchanged"}[changed], start, 0)
 	case machine.ApplyConfigurationRequest_REBOOT:
 		n.mu.Lock()
 		n.persisted = cfg

@@ -325,6 +325,7 @@ func (w *World) startKube(cfg *machineConfig) error {
 	w.mu.Lock()
 	w.kube = k
 	w.mu.Unlock()
+	go w.runCilium(context.Background())
 	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "kube-up"})
 	for _, n := range w.allNodes() {
 		if n.running() {
@@ -438,6 +439,7 @@ func (w *World) applyLive(n *Node, cfg *machineConfig, persist bool) {
 	start := time.Now()
 	n.mu.Lock()
 	old := n.active
+	changed := old == nil || string(old.bytes) != string(cfg.bytes)
 	n.active = cfg
 	if persist {
 		n.persisted = cfg
@@ -449,7 +451,7 @@ func (w *World) applyLive(n *Node, cfg *machineConfig, persist bool) {
 		_ = rt.syncLocked()
 	}
 	n.mu.Unlock()
-	n.log("apply-live", "", start, 0)
+	n.log("apply-live", map[bool]string{true: "changed", false: "unchanged"}[changed], start, 0)
 	w.mu.Lock()
 	k := w.kube
 	w.mu.Unlock()

@@ -1,0 +1,110 @@
+# Rollout gate of one node, run by `pulumi up` (never by a preview) as the create and update
+# command of the node's gate (config-gate-<node>), once the node's new config is staged. The gates
+# run one after another in roll order (control planes first), so at most one node is down at once.
+#
+# 1. Decide what the node needs, asking the node where it can tell:
+#    - an upgrade, when the node does not run the installer image the config names (its Talos
+#      version or Image Factory schematic), or the kernel arguments changed: `talosctl upgrade`
+#      installs the image and reboots into the staged config; never a plain reboot as well. A node
+#      already on the image is not upgraded, so a resumed run carries on where it stopped.
+#    - a reboot, when a setting Talos cannot apply live changed (REBOOT_SETTINGS, compared with the
+#      last run's, or on the first run with the install's), or when Talos refuses to apply the
+#      staged config live (a dry run in mode no-reboot). The CNI handover is such a setting.
+#    - nothing otherwise: the config goes live after the gates, on every node in parallel.
+# 2. Wait until the node is back and the cluster healthy: Talos's health checks, asked of a
+#    control plane, for the nodes Kubernetes lists (a node being removed is no longer expected);
+#    the Kubernetes node Ready; once Cilium runs, the node's Cilium agent Ready.
+# 3. Print what the node now runs; Pulumi keeps it as this resource's output for the next run.
+#
+# Input (environment): NODE_NAME, NODE_ADDRESS, HEALTH_ENDPOINT, IMAGE, TALOS_VERSION, SCHEMATIC,
+# KERNEL_ARGS, REBOOT_SETTINGS, ROLL_MARK, INSTALLED_MARK, TIMEOUT, CHECK_CILIUM,
+# TALOSCONFIG_DATA and KUBECONFIG_DATA (secrets, written to a private temporary directory that is
+# removed on exit).
+set -eu
+for tool in talosctl kubectl; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not on PATH: install it on the machine that runs pulumi up" >&2; exit 1; }
+done
+umask 077
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf '%s\n' "$TALOSCONFIG_DATA" >"$work/talosconfig"
+printf '%s\n' "$KUBECONFIG_DATA" >"$work/kubeconfig"
+talos() { talosctl --talosconfig "$work/talosconfig" --endpoints "$NODE_ADDRESS" --nodes "$NODE_ADDRESS" "$@"; }
+kube() { kubectl --kubeconfig "$work/kubeconfig" "$@"; }
+# seconds turns a Go duration of whole minutes or seconds (10m, 90s) into seconds.
+seconds() { case "$1" in *m) echo $(( ${1%m} * 60 ));; *s) echo "${1%s}";; *) echo "$1";; esac; }
+# newer A B: version A is newer than version B.
+newer() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | tail -n 1)" = "$1" ]; }
+mark() { printf '%s' "$1" | sha256sum | cut -c1-16; }
+
+# What the node ran after the last run of this gate (none on the first run).
+previous="${PULUMI_COMMAND_STDOUT:-}"
+last_roll=$(printf '%s\n' "$previous" | sed -n 's/^roll //p')
+last_args=$(printf '%s\n' "$previous" | sed -n 's/^kernel-args //p')
+if [ -z "$previous" ]; then
+  last_roll=$INSTALLED_MARK
+  last_args=$(mark "$KERNEL_ARGS")
+fi
+args_mark=$(mark "$KERNEL_ARGS")
+
+# 1. Decide.
+action=none
+running_version=$(talos version --short | sed -n 's/^[[:space:]]*Tag:[[:space:]]*//p' | tail -n 1)
+# Image Factory images carry their schematic ID as an extension named "schematic"
+# (siderolabs/image-factory v0.7.0 internal/artifacts/schematic.go:64-80).
+running_schematic=$(talos get extensions | awk '$6 == "schematic" { print $7 }')
+if [ "$running_version" != "$TALOS_VERSION" ] || [ "$running_schematic" != "$SCHEMATIC" ] || \
+   { [ -n "$last_args" ] && [ "$last_args" != "$args_mark" ]; }; then
+  if newer "$running_version" "$TALOS_VERSION"; then
+    echo "$NODE_NAME runs Talos $running_version, newer than $TALOS_VERSION: refusing to downgrade it" >&2
+    exit 1
+  fi
+  action=upgrade
+elif [ -n "$last_roll" ] && [ "$last_roll" != "$ROLL_MARK" ]; then
+  action=reboot
+else
+  talos get machineconfig persistent -o jsonpath='{.spec}' >"$work/staged.yaml"
+  if ! out=$(talos apply-config --dry-run --mode no-reboot --file "$work/staged.yaml" 2>&1); then
+    case "$out" in
+      *"can't be applied in immediate mode"*) action=reboot ;;
+      *) printf '%s\n' "$out" >&2; exit 1 ;;
+    esac
+  fi
+fi
+
+case $action in
+  upgrade)
+    echo "$NODE_NAME: upgrading from Talos $running_version (schematic $running_schematic) to $IMAGE" >&2
+    talos upgrade --image "$IMAGE" --wait --timeout "$TIMEOUT" >&2 ;;
+  reboot)
+    echo "$NODE_NAME: rebooting into the staged config; settings that need the reboot:" >&2
+    printf '%s\n' "$REBOOT_SETTINGS" >&2
+    talos reboot --wait --timeout "$TIMEOUT" >&2 ;;
+esac
+
+# 2. Wait for health. Talos runs the check on the node it is sent to, and a worker can neither
+# reach the other nodes nor serve the kubeconfig: ask a control plane (HEALTH_ENDPOINT).
+ips() { kube get nodes -l "$1" -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{","}{end}' | sed 's/,$//'; }
+controlplanes=$(ips node-role.kubernetes.io/control-plane)
+workers=$(ips '!node-role.kubernetes.io/control-plane')
+talosctl --talosconfig "$work/talosconfig" --endpoints "$HEALTH_ENDPOINT" --nodes "$HEALTH_ENDPOINT" \
+  health --wait-timeout "$TIMEOUT" --control-plane-nodes "$controlplanes" ${workers:+--worker-nodes "$workers"} >&2
+kube wait --for=condition=Ready "node/$NODE_NAME" --timeout "$TIMEOUT" >&2
+if [ "$CHECK_CILIUM" = true ]; then
+  # kubectl wait fails at once when no pod matches, and a node that just joined may not have its
+  # Cilium agent pod yet: wait for the pod to exist, then for it to be Ready.
+  deadline=$(( $(date +%s) + $(seconds "$TIMEOUT") ))
+  until [ -n "$(kube -n kube-system get pod -l k8s-app=cilium --field-selector "spec.nodeName=$NODE_NAME" -o name)" ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "$NODE_NAME: no Cilium agent pod after $TIMEOUT" >&2
+      exit 1
+    fi
+    sleep 2
+  done
+  kube -n kube-system wait --for=condition=Ready pod -l k8s-app=cilium \
+    --field-selector "spec.nodeName=$NODE_NAME" --timeout "$TIMEOUT" >&2
+fi
+
+# 3. Record.
+echo "$NODE_NAME: $action" >&2
+printf 'roll %s\nkernel-args %s\nimage %s\n' "$ROLL_MARK" "$args_mark" "$IMAGE"

@@ -1,0 +1,23 @@
+# Reset of one node back to maintenance mode, run as the delete command of config-reset-<node>,
+# which exists only with homelab:cluster.resetOnDestroy: when the node leaves the stack file, or at
+# `pulumi destroy`. STATE and EPHEMERAL are wiped, Talos stays installed, and the node reboots into
+# maintenance mode, ready to be configured again; a control plane first leaves etcd (graceful). A
+# node that does not answer is left as it is, with a message: the run goes on.
+#
+# Input (environment): NODE_NAME, NODE_ADDRESS, ROLE, TIMEOUT, TALOSCONFIG_DATA (secret).
+set -eu
+command -v talosctl >/dev/null 2>&1 || { echo "talosctl is not on PATH: install it on the machine that runs pulumi up" >&2; exit 1; }
+umask 077
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf '%s\n' "$TALOSCONFIG_DATA" >"$work/talosconfig"
+talos() { talosctl --talosconfig "$work/talosconfig" --endpoints "$NODE_ADDRESS" --nodes "$NODE_ADDRESS" "$@"; }
+if ! talos version >/dev/null 2>&1; then
+  echo "$NODE_NAME ($NODE_ADDRESS) does not answer: not reset; reset it by hand when it is back (talosctl reset)" >&2
+  exit 0
+fi
+graceful=false
+[ "$ROLE" = controlplane ] && graceful=true
+talos reset --graceful="$graceful" --reboot --system-labels-to-wipe STATE --system-labels-to-wipe EPHEMERAL \
+  --wait --timeout "$TIMEOUT" >&2
+echo "$NODE_NAME reset to maintenance mode"
