@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -20,11 +21,6 @@ import (
 	"homelab/internal/talosplan"
 	"homelab/src"
 )
-
-func init() {
-	// Under the mock engine no node exists to answer: every node answers, unless a test says so.
-	probe = func(string) error { return nil }
-}
 
 // Tokens the tests look for.
 const (
@@ -195,6 +191,8 @@ type runOpts struct {
 	restore bool
 	// root is the project directory the program sees; default the working directory.
 	root string
+	// unreachable are node addresses whose Talos API does not answer.
+	unreachable []string
 	// config adds or replaces stack settings.
 	config map[string]string
 }
@@ -254,6 +252,7 @@ func runProgramWith(t *testing.T, cluster, networking map[string]any, opts runOp
 	for k, v := range opts.config {
 		config[k] = v
 	}
+	defer mockNodes(opts.unreachable)()
 	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
 		var err error
 		res.outputs, err = run(ctx, opts.data)
@@ -282,6 +281,7 @@ func runProgramPlain(t *testing.T, cluster map[string]any, provider map[string]s
 	t.Setenv("OP_SERVICE_ACCOUNT_TOKEN", "")
 	t.Setenv("OP_CONNECT_HOST", "")
 	t.Setenv("OP_CONNECT_TOKEN", "")
+	defer mockNodes(nil)()
 	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
 		_, err := run(ctx, src.FS)
 		return err
@@ -412,4 +412,17 @@ func deployedRecord(cluster map[string]any) map[string]any {
 	}
 	return map[string]any{"cluster": cluster["name"], "talosVersion": cluster["talosVersion"],
 		"kubernetesVersion": cluster["kubernetesVersion"], "nodes": nodes}
+}
+
+// mockNodes makes the nodes answer (under the mock engine none exists), but for unreachable ones,
+// until the returned func restores the real probe.
+func mockNodes(unreachable []string) func() {
+	real := probe
+	probe = func(addr string) error {
+		if slices.Contains(unreachable, addr) {
+			return fmt.Errorf("dial tcp %s:50000: connect: no route to host", addr)
+		}
+		return nil
+	}
+	return func() { probe = real }
 }

@@ -363,3 +363,16 @@ func TestNodesAreResetOnDestroyOnlyWhenTheStackOptsIn(t *testing.T) {
 		}
 	}
 }
+
+func TestUpStopsWhenANodeDoesNotAnswer(t *testing.T) {
+	r := runProgram(t, stack(t, "norns"), runOpts{unreachable: []string{"192.168.0.121"}})
+	if r.err == nil || !strings.Contains(r.err.Error(), "verdandi (192.168.0.121)") || !strings.Contains(r.err.Error(), "nothing was changed") {
+		t.Fatalf("error %v; want verdandi named", r.err)
+	}
+	if len(r.resources) != 0 {
+		t.Errorf("registered %s before stopping", r.names(""))
+	}
+	if p := runProgram(t, stack(t, "norns"), runOpts{unreachable: []string{"192.168.0.121"}, preview: true}); p.err != nil {
+		t.Errorf("a preview checked the nodes: %v", p.err)
+	}
+}
