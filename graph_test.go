@@ -64,11 +64,27 @@ func (r *result) graph() string {
 }
 
 func TestResourceGraphMatchesReviewedGolden(t *testing.T) {
-	for name, cluster := range map[string]map[string]any{
-		"norns-adopted":    stack(t, "norns"),
-		"fresh-five-nodes": fiveNodes(t),
+	// A five-node stack that deployed and now drops a worker: the removal runs before the health
+	// gate; with resetOnDestroy, resets are chained.
+	removal := fiveNodes(t)
+	removal["adopt"], removal["resetOnDestroy"] = true, true
+	before := deployedRecord(removal)
+	var stay []any
+	for _, n := range removal["nodes"].([]any) {
+		if n.(map[string]any)["name"] != "w2" {
+			stay = append(stay, n)
+		}
+	}
+	removal["nodes"] = stay
+	for name, run := range map[string]struct {
+		cluster map[string]any
+		opts    runOpts
+	}{
+		"norns-adopted":    {stack(t, "norns"), runOpts{}},
+		"fresh-five-nodes": {fiveNodes(t), runOpts{}},
+		"remove-a-worker":  {removal, runOpts{previous: before}},
 	} {
-		r := mustRun(t, cluster, runOpts{})
+		r := mustRun(t, run.cluster, run.opts)
 		golden.Check(t, filepath.Join("testdata", "graph", name+".golden"), []byte(r.graph()))
 	}
 }

@@ -64,8 +64,8 @@ func TestEachHandoverWaitsForThePreviousNodesGate(t *testing.T) {
 	if str(env["CHECK_CILIUM"]) != "true" {
 		t.Error("the gates do not wait for the Cilium agent on the rebooted node")
 	}
-	if str(env["ROLL_MARK"]) == str(env["INSTALLED_MARK"]) {
-		t.Error("on a new cluster the gate sees no change from the bring-up config: the handover would not reboot")
+	if str(env["FIRST_RUN"]) != "reboot" {
+		t.Error("on a new cluster the gate's first run does not reboot: the handover would not clear Flannel's leftovers")
 	}
 }
 
@@ -122,8 +122,8 @@ func TestAdoptionHasNoBootstrapAndNoBringUpPhase(t *testing.T) {
 			t.Errorf("install-%s lacks the handover patch: an adopted node would go back to Flannel", n)
 		}
 		env := r.get(t, commandToken, "config-gate-"+n).Inputs["environment"].ObjectValue()
-		if str(env["ROLL_MARK"]) != str(env["INSTALLED_MARK"]) {
-			t.Errorf("the gate of adopted node %s would reboot it", n)
+		if str(env["FIRST_RUN"]) != "check" {
+			t.Errorf("the gate of adopted node %s would reboot it without asking Talos", n)
 		}
 	}
 }
@@ -148,7 +148,7 @@ func TestAddedNodeInstallsDirectlyOnFinalConfig(t *testing.T) {
 		t.Error("a node added to a running cluster installs with Flannel: Talos would re-create the Flannel DaemonSet")
 	}
 	env := r.get(t, commandToken, "config-gate-mimir").Inputs["environment"].ObjectValue()
-	if str(env["ROLL_MARK"]) != str(env["INSTALLED_MARK"]) {
+	if str(env["FIRST_RUN"]) != "check" {
 		t.Error("the gate of an added node would reboot it once more")
 	}
 	// No other node's resources change: their inputs equal those of the run without mimir.

@@ -100,7 +100,6 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 		// CA and client certificate serve for every node of the cluster).
 		talosconfig := nodeTalosconfig(ctx, r, args.Cluster.Name, args.ClientConfiguration, n.Address)
 		settings := args.Talos.RebootSettingsOf(patches)
-		installed := args.Talos.RebootSettingsOf(args.Talos.NodePatches(args.Cluster, n, args.Install.Phase))
 		gateAfter := []pulumi.Resource{stage}
 		if previousGate != nil {
 			gateAfter = append(gateAfter, previousGate)
@@ -115,10 +114,10 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 				"IMAGE":            pulumi.String(args.Talos.InstallerImage(args.Cluster)),
 				"TALOS_VERSION":    pulumi.String(args.Cluster.TalosVersion),
 				"SCHEMATIC":        pulumi.String(args.Talos.SchematicID),
-				"KERNEL_ARGS":      pulumi.String(args.Talos.UpgradeSettingsOf(patches)),
+				"KERNEL_ARGS":      pulumi.String(args.Talos.KernelArgsOf(patches)),
 				"REBOOT_SETTINGS":  pulumi.String(settings),
 				"ROLL_MARK":        pulumi.String(talosplan.Mark(settings)),
-				"INSTALLED_MARK":   pulumi.String(talosplan.Mark(installed)),
+				"FIRST_RUN":        pulumi.String(firstRun(args.Install.Phase)),
 				"TIMEOUT":          pulumi.String(NodeTimeout),
 				"CHECK_CILIUM":     pulumi.Sprintf("%t", args.CheckCilium),
 				"TALOSCONFIG_DATA": talosconfig,
@@ -180,6 +179,16 @@ func newReset(ctx *pulumi.Context, r *Rollout, name string, args *RolloutArgs, n
 		return nil, fmt.Errorf("registering the reset of node %s: %w", n.Name, err)
 	}
 	return reset, nil
+}
+
+// firstRun is what a gate does the first time it runs: a node installed with the bring-up config
+// reboots into the final one (the CNI handover); a node installed with its final config, or
+// adopted, reboots only if Talos refuses its staged config live.
+func firstRun(installed talosplan.Phase) string {
+	if installed == talosplan.BringUp {
+		return "reboot"
+	}
+	return "check"
 }
 
 // nodeTalosconfig is a talosconfig that reaches one node (secret).

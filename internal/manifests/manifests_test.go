@@ -150,3 +150,33 @@ func TestManifestErrorsNameTheFile(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// Cilium's L2 announcer picks announcing nodes only by the policy's nodeSelector (cilium v1.18.3
+// pkg/l2announcer/l2announcer.go:451-477) and nothing in it honours Talos's
+// node.kubernetes.io/exclude-from-external-load-balancers label. On a cluster of control planes
+// only, the policy must not leave them out, or no node answers for a LoadBalancer address.
+func TestL2PolicyLetsControlPlanesAnnounce(t *testing.T) {
+	objs, err := manifests.L2Objects(src.FS, stackconfig.AddressRange{Start: "10.0.0.10", Stop: "10.0.0.20"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.Kind != "CiliumL2AnnouncementPolicy" {
+			continue
+		}
+		spec := o.Fields["spec"].(map[string]any)
+		if spec["loadBalancerIPs"] != true {
+			t.Error("the policy does not announce LoadBalancer addresses")
+		}
+		if sel, ok := spec["nodeSelector"]; ok {
+			text := fmt.Sprint(sel)
+			for _, label := range []string{"node-role.kubernetes.io/control-plane", "node.kubernetes.io/exclude-from-external-load-balancers"} {
+				if strings.Contains(text, label) {
+					t.Errorf("the policy's nodeSelector %v mentions %s: control planes would not announce", sel, label)
+				}
+			}
+		}
+		return
+	}
+	t.Fatal("no CiliumL2AnnouncementPolicy")
+}

@@ -297,10 +297,16 @@ func (d *Data) RebootSettingsOf(patches []Patch) string {
 	return d.summary(patches, "reboot")
 }
 
-// UpgradeSettingsOf summarises the values patches give the settings that take effect only through
-// an upgrade (kernel arguments; the installer image is the node patch's).
-func (d *Data) UpgradeSettingsOf(patches []Patch) string {
-	return d.summary(patches, "upgrade")
+// KernelArgsOf summarises the kernel arguments patches give: they take effect only through an
+// upgrade (the installer image, the other such setting, is compared on its own).
+func (d *Data) KernelArgsOf(patches []Patch) string {
+	var out []string
+	for _, line := range strings.SplitAfter(d.summary(patches, "upgrade"), "\n") {
+		if strings.HasPrefix(line, "machine.install.extraKernelArgs") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
 }
 
 func (d *Data) summary(patches []Patch, cost string) string {

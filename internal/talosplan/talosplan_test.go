@@ -133,7 +133,7 @@ func settingsOf(t *testing.T, mutate func(fstest.MapFS)) (reboot, upgrade string
 		t.Fatal(err)
 	}
 	p := d.NodePatches(cluster, cluster.Nodes[0], talosplan.Final)
-	return d.RebootSettingsOf(p), d.UpgradeSettingsOf(p)
+	return d.RebootSettingsOf(p), d.KernelArgsOf(p)
 }
 
 func patch(name, text string) func(fstest.MapFS) {

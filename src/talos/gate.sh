@@ -8,8 +8,9 @@
 #      installs the image and reboots into the staged config; never a plain reboot as well. A node
 #      already on the image is not upgraded, so a resumed run carries on where it stopped.
 #    - a reboot, when a setting Talos cannot apply live changed (REBOOT_SETTINGS, compared with the
-#      last run's, or on the first run with the install's), or when Talos refuses to apply the
-#      staged config live (a dry run in mode no-reboot). The CNI handover is such a setting.
+#      last run's), or when Talos refuses to apply the staged config live (a dry run in mode
+#      no-reboot). On its first run a gate reboots a node installed with the bring-up config (the
+#      CNI handover: FIRST_RUN=reboot), and otherwise asks Talos (FIRST_RUN=check).
 #    - nothing otherwise: the config goes live after the gates, on every node in parallel.
 # 2. Wait until the node is back and the cluster healthy: Talos's health checks, asked of a
 #    control plane, for the nodes Kubernetes lists (a node being removed is no longer expected);
@@ -17,7 +18,7 @@
 # 3. Print what the node now runs; Pulumi keeps it as this resource's output for the next run.
 #
 # Input (environment): NODE_NAME, NODE_ADDRESS, HEALTH_ENDPOINT, IMAGE, TALOS_VERSION, SCHEMATIC,
-# KERNEL_ARGS, REBOOT_SETTINGS, ROLL_MARK, INSTALLED_MARK, TIMEOUT, CHECK_CILIUM,
+# KERNEL_ARGS, REBOOT_SETTINGS, ROLL_MARK, FIRST_RUN, TIMEOUT, CHECK_CILIUM,
 # TALOSCONFIG_DATA and KUBECONFIG_DATA (secrets, written to a private temporary directory that is
 # removed on exit).
 set -eu
@@ -42,8 +43,8 @@ previous="${PULUMI_COMMAND_STDOUT:-}"
 last_roll=$(printf '%s\n' "$previous" | sed -n 's/^roll //p')
 last_args=$(printf '%s\n' "$previous" | sed -n 's/^kernel-args //p')
 if [ -z "$previous" ]; then
-  last_roll=$INSTALLED_MARK
   last_args=$(mark "$KERNEL_ARGS")
+  [ "$FIRST_RUN" = reboot ] && last_roll=handover
 fi
 args_mark=$(mark "$KERNEL_ARGS")
 
