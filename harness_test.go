@@ -35,6 +35,8 @@ const (
 	itemInvoke     = "onepassword:index/getItem:getItem"
 	itemToken      = "onepassword:index/item:Item"
 	disksInvoke    = "talos:machine/getDisks:getDisks"
+	templateInvoke = "kubernetes:helm:template"
+	chartToken     = "homelab:k8s:Chart"
 )
 
 // registration is one resource the program registered, with its full request.
@@ -59,6 +61,10 @@ type recorder struct {
 	// reads are the resources the program read (its own last deployment): they register nothing.
 	reads   []string
 	invokes []string
+	// templates holds the options of each chart the program rendered, by chart name.
+	templates map[string]map[string]any
+	// templateProviders holds the provider each chart was rendered with.
+	templateProviders map[string]string
 }
 
 func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
@@ -126,8 +132,42 @@ func (r *recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) 
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"title": args.Args["title"].StringValue(), "sections": []any{map[string]any{"label": "", "fields": fs}},
 		}), nil
+	case templateInvoke:
+		var opts map[string]any
+		if err := json.Unmarshal([]byte(args.Args["jsonOpts"].StringValue()), &opts); err != nil {
+			return nil, err
+		}
+		name, _ := opts["chart"].(string)
+		r.mu.Lock()
+		if r.templates == nil {
+			r.templates, r.templateProviders = map[string]map[string]any{}, map[string]string{}
+		}
+		r.templates[name], r.templateProviders[name] = opts, args.Provider
+		r.mu.Unlock()
+		return resource.NewPropertyMapFromMap(map[string]any{"result": renderStandIn(name, opts)}), nil
 	}
 	return resource.PropertyMap{}, nil
+}
+
+// renderStandIn stands in for `helm template` in mock runs: a few objects of the chart's kinds, the
+// values visible in a ConfigMap, a CRD where the real chart has CRDs, and a Secret the chart
+// generates (so the tests see how rendered objects are registered, not what the charts hold; the
+// lab and a real preview render the real charts).
+func renderStandIn(chart string, opts map[string]any) []any {
+	values, _ := json.Marshal(opts["values"])
+	objects := []any{
+		map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": chart + "-values"},
+			"data": map[string]any{"values.json": string(values)}},
+		map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": chart + "-server"},
+			"spec": map[string]any{"replicas": 1}},
+		map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": chart + "-generated"},
+			"data": map[string]any{"key": "Z2VuZXJhdGVk"}},
+	}
+	if chart != "cilium" {
+		objects = append(objects, map[string]any{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+			"metadata": map[string]any{"name": "things." + chart + ".example"}, "spec": map[string]any{"group": chart + ".example"}})
+	}
+	return objects
 }
 
 // stack returns the cluster config of a stack file, as a mutable map.
@@ -359,6 +399,33 @@ func (reg registration) deps() map[string]bool {
 		}
 	}
 	return out
+}
+
+// chartObjects returns the objects a chart registered (named "<chart>:<kind>:...").
+func (r *result) chartObjects(chart string) []registration {
+	var out []registration
+	for _, res := range r.resources {
+		if strings.HasPrefix(res.Name, chart+":") && strings.HasPrefix(res.Type, "kubernetes:") {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// waitsForChart reports whether reg depends, directly or not, on every object of a chart (a
+// chart is ready once all its objects are).
+func (r *result) waitsForChart(t *testing.T, reg registration, chart string) bool {
+	t.Helper()
+	objects := r.chartObjects(chart)
+	if len(objects) == 0 {
+		t.Fatalf("the %s chart registered no objects", chart)
+	}
+	for _, o := range objects {
+		if !r.dependsOn(reg, o.Name) {
+			return false
+		}
+	}
+	return true
 }
 
 // dependsOn reports whether reg depends, directly or through other resources, on the resource named name.

@@ -48,7 +48,8 @@ func TestLabNewClusterAndItsLife(t *testing.T) {
 		// The handover reboots follow the Cilium chart.
 		var chartAt, firstReboot time.Time
 		for _, e := range s.events {
-			if e.Op == "chart" && strings.HasPrefix(e.Detail, "cilium") {
+			// Cilium is ready once the provider's await of its agent and operator returns.
+			if e.Op == "apply" && (e.Detail == "DaemonSet/cilium" || e.Detail == "Deployment/cilium-operator") && e.End.After(chartAt) {
 				chartAt = e.End
 			}
 			if e.Op == "reboot" && firstReboot.IsZero() {
@@ -112,6 +113,7 @@ func TestLabNewClusterAndItsLife(t *testing.T) {
 
 	t.Run("a new worker touches no other node and passes its gate", func(t *testing.T) {
 		l.w.post("/nodes", map[string]any{"address": labAddr["mimir"]})
+		l.w.waitBooted(len(l.nodeNames()) + 1)
 		c := freshNorns(t)
 		c["adopt"] = true
 		c["nodes"] = append(c["nodes"].([]any), map[string]any{"name": "mimir", "role": "worker"})

@@ -59,9 +59,9 @@ func TestLabCatchesACleanupThatLeavesPods(t *testing.T) {
 func TestLabCatchesHealthAskedOfAWorker(t *testing.T) {
 	c := fiveNodes(t)
 	l := newLab(t, freshNodes(c), c)
-	gate := variant(t, "talos/reboot.sh", `--endpoints "$HEALTH_ENDPOINT" --nodes "$HEALTH_ENDPOINT"`, `--endpoints "$NODE_ADDRESS" --nodes "$NODE_ADDRESS"`)
+	gate := variant(t, "talos/gate.sh", `--endpoints "$HEALTH_ENDPOINT" --nodes "$HEALTH_ENDPOINT"`, `--endpoints "$NODE_ADDRESS" --nodes "$NODE_ADDRESS"`)
 	gate = strings.Replace(gate, "set -eu\n", "set -eu\nTIMEOUT=20s\n", 1)
-	l.setData(srcWith(t, map[string]string{"talos/reboot.sh": gate}))
+	l.setData(srcWith(t, map[string]string{"talos/gate.sh": gate}))
 	s := l.up()
 	l.figures("bring-up, health asked of a worker", s)
 	if s.err == nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optremove"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
@@ -161,6 +162,25 @@ type worldNode struct {
 	Config         string   `json:"config"`
 }
 
+// waitBooted waits until n machines have finished booting (lab time: one boot, a few seconds).
+func (w *world) waitBooted(n int) {
+	w.t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		booted := 0
+		for _, node := range w.snapshot().Nodes {
+			if node.Phase == "maintenance" || node.Phase == "running" {
+				booted++
+			}
+		}
+		if booted >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("%d of %d machines booted within a minute", booted, n)
+		}
+	}
+}
+
 func (w *world) snapshot() worldState {
 	w.t.Helper()
 	resp, err := w.http.Get("http://world/state")
@@ -241,6 +261,8 @@ type lab struct {
 	data  fs.FS
 	// cluster is the stack's homelab:cluster value.
 	cluster map[string]any
+	// newStack (re)creates the stack, empty or as it is.
+	newStack func()
 }
 
 // labNode is a machine of a lab world.
@@ -273,6 +295,9 @@ func newLab(t *testing.T, machines []labNode, cluster map[string]any) *lab {
 	for _, m := range machines {
 		l.w.post("/nodes", map[string]any{"address": labAddr[m.name], "config": m.config, "etcd": m.etcd})
 	}
+	// The operator powers the machines on and waits for them to boot (into maintenance mode, or
+	// into the Talos they run) before the first run: a machine still booting does not answer.
+	l.w.waitBooted(len(machines))
 	cmd, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: filepath.Join(dir, "cli")})
 	if err != nil {
 		t.Fatal(err)
@@ -297,17 +322,32 @@ func newLab(t *testing.T, machines []labNode, cluster map[string]any) *lab {
 		_, err := run(ctx, data)
 		return err
 	}
-	l.stack, err = auto.UpsertStackInlineSource(context.Background(), "norns", "homelab", program,
-		auto.Pulumi(cmd), auto.WorkDir(work), auto.EnvVars(env), auto.SecretsProvider("passphrase"),
-		auto.Project(workspace.Project{
-			Name: "homelab", Runtime: workspace.NewProjectRuntimeInfo("go", nil),
-			Backend: &workspace.ProjectBackend{URL: "file://" + filepath.Join(work, "backend")},
-		}))
-	if err != nil {
-		t.Fatal(err)
+	l.newStack = func() {
+		var err error
+		l.stack, err = auto.UpsertStackInlineSource(context.Background(), "norns", "homelab", program,
+			auto.Pulumi(cmd), auto.WorkDir(work), auto.EnvVars(env), auto.SecretsProvider("passphrase"),
+			auto.Project(workspace.Project{
+				Name: "homelab", Runtime: workspace.NewProjectRuntimeInfo("go", nil),
+				Backend: &workspace.ProjectBackend{URL: "file://" + filepath.Join(work, "backend")},
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
+	l.newStack()
 	l.configure(cluster)
 	return l
+}
+
+// loseState deletes the stack's state, the cluster left running (pulumi stack rm --force), and
+// starts an empty stack of the same name with the same configuration.
+func (l *lab) loseState() {
+	l.t.Helper()
+	if err := l.stack.Workspace().RemoveStack(context.Background(), "norns", optremove.Force()); err != nil {
+		l.t.Fatal(err)
+	}
+	l.newStack()
+	l.configure(l.cluster)
 }
 
 func writeVault(t *testing.T, state string, vault map[string]map[string]map[string]string) {
@@ -376,15 +416,17 @@ func (l *lab) setData(data fs.FS) {
 
 // step is what one engine operation did.
 type step struct {
-	ops    map[string]string // resource name → operation
-	events []labEvent        // simulator events during the operation
+	ops    map[string]string     // resource name → operation
+	engine []apitype.EngineEvent // the engine's events, as pulumi --event-log writes them
+	events []labEvent            // simulator events during the operation
 	output string
 	wall   time.Duration
 	err    error
 }
 
-func collect(ch chan events.EngineEvent, ops map[string]string, done chan struct{}) {
+func collect(ch chan events.EngineEvent, ops map[string]string, engine *[]apitype.EngineEvent, done chan struct{}) {
 	for e := range ch {
+		*engine = append(*engine, e.EngineEvent)
 		if e.ResourcePreEvent != nil {
 			m := e.ResourcePreEvent.Metadata
 			ops[m.URN[strings.LastIndex(m.URN, "::")+2:]] = string(m.Op)
@@ -414,16 +456,23 @@ func (l *lab) inProject() func() {
 
 func (l *lab) up() step {
 	l.t.Helper()
+	return l.upWith()
+}
+
+// upWith runs pulumi up with extra options (targets, replacements).
+func (l *lab) upWith(opts ...optup.Option) step {
+	l.t.Helper()
 	defer l.inProject()()
 	n, start := len(l.w.events()), time.Now()
 	var out bytes.Buffer
 	ch, ops, done := make(chan events.EngineEvent), map[string]string{}, make(chan struct{})
-	go collect(ch, ops, done)
+	var engine []apitype.EngineEvent
+	go collect(ch, ops, &engine, done)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	_, err := l.stack.Up(ctx, optup.ProgressStreams(&out), optup.ErrorProgressStreams(&out), optup.EventStreams(ch))
+	_, err := l.stack.Up(ctx, append([]optup.Option{optup.ProgressStreams(&out), optup.ErrorProgressStreams(&out), optup.EventStreams(ch)}, opts...)...)
 	<-done
-	return step{ops: ops, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
+	return step{ops: ops, engine: engine, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
 }
 
 func (l *lab) preview() step {
@@ -432,12 +481,13 @@ func (l *lab) preview() step {
 	n, start := len(l.w.events()), time.Now()
 	var out bytes.Buffer
 	ch, ops, done := make(chan events.EngineEvent), map[string]string{}, make(chan struct{})
-	go collect(ch, ops, done)
+	var engine []apitype.EngineEvent
+	go collect(ch, ops, &engine, done)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	_, err := l.stack.Preview(ctx, optpreview.ProgressStreams(&out), optpreview.ErrorProgressStreams(&out), optpreview.EventStreams(ch), optpreview.Diff())
 	<-done
-	return step{ops: ops, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
+	return step{ops: ops, engine: engine, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
 }
 
 func (l *lab) mustUp() step {

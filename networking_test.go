@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +14,6 @@ import (
 )
 
 const (
-	chartToken   = "kubernetes:helm.sh/v4:Chart"
 	crdToken     = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 	poolToken    = "kubernetes:cilium.io/v2:CiliumLoadBalancerIPPool"
 	policyToken  = "kubernetes:cilium.io/v2alpha1:CiliumL2AnnouncementPolicy"
@@ -20,18 +22,24 @@ const (
 
 func TestGatewayAPICRDsComeBeforeCilium(t *testing.T) {
 	r := mustRun(t, freshNorns(t), runOpts{})
-	crds := r.ofType(crdToken)
+	var crds []registration
+	for _, crd := range r.ofType(crdToken) {
+		if strings.HasPrefix(crd.Name, "gateway-api-") {
+			crds = append(crds, crd)
+		}
+	}
 	if len(crds) != 5 {
 		t.Fatalf("%d Gateway API CRDs (%s), want the 5 of the standard channel", len(crds), r.names(crdToken))
 	}
-	chart := r.get(t, chartToken, "cilium")
-	for _, crd := range crds {
-		if !chart.deps()[crd.Name] {
-			t.Errorf("the cilium chart does not wait for %s", crd.Name)
+	for _, obj := range r.chartObjects("cilium") {
+		for _, crd := range crds {
+			if !obj.deps()[crd.Name] {
+				t.Errorf("%s of the cilium chart does not wait for %s", obj.Name, crd.Name)
+			}
 		}
 	}
-	if v := str(chart.Inputs["version"]); v != "1.18.3" {
-		t.Errorf("cilium chart version %q, want the pinned 1.18.3", v)
+	if v := r.templates["cilium"]["version"]; v != "1.18.3" {
+		t.Errorf("cilium chart version %v, want the pinned 1.18.3", v)
 	}
 }
 
@@ -39,13 +47,13 @@ func TestCiliumComesBeforeAnyHandover(t *testing.T) {
 	r := mustRun(t, fiveNodes(t), runOpts{})
 	for _, n := range []string{"urd", "verdandi", "skuld", "w1", "w2"} {
 		for _, res := range []registration{r.get(t, applyToken, "config-stage-"+n), r.get(t, commandToken, "config-gate-"+n), r.get(t, applyToken, "config-apply-"+n)} {
-			if !r.dependsOn(res, "cilium") {
+			if !r.waitsForChart(t, res, "cilium") {
 				t.Errorf("%s does not wait for the cilium chart: the handover patch could reach %s before Cilium runs", res.Name, n)
 			}
 		}
 	}
 	// The bring-up installs must not wait for Cilium (the cluster needs them to exist at all).
-	if r.dependsOn(r.get(t, applyToken, "install-urd"), "cilium") {
+	if r.dependsOn(r.get(t, applyToken, "install-urd"), "cilium:Deployment:kube-system/cilium-server") {
 		t.Error("install-urd waits for Cilium: a new cluster could never bootstrap")
 	}
 }
@@ -87,7 +95,7 @@ func TestPoolAndPolicyComeAfterCilium(t *testing.T) {
 	pool := r.get(t, poolToken, "l2-lan-CiliumLoadBalancerIPPool")
 	policy := r.get(t, policyToken, "l2-lan-CiliumL2AnnouncementPolicy")
 	for _, res := range []registration{pool, policy} {
-		if !res.deps()["cilium"] {
+		if !r.waitsForChart(t, res, "cilium") {
 			t.Errorf("%s does not wait for the cilium chart, whose operator registers its CRD", res.Name)
 		}
 	}
@@ -166,14 +174,14 @@ func TestAddedNodeInstallsDirectlyOnFinalConfig(t *testing.T) {
 
 func TestKubernetesObjectsUseTheClusterProvider(t *testing.T) {
 	r := mustRun(t, stack(t, "norns"), runOpts{})
-	providers := r.ofType(providerType)
-	if len(providers) != 1 {
-		t.Fatalf("%d Kubernetes providers, want exactly one", len(providers))
+	cluster := r.get(t, providerType, "kubernetes")
+	if len(r.ofType(providerType)) != 2 {
+		t.Fatalf("Kubernetes providers %s, want the cluster's and the chart renderer", r.names(providerType))
 	}
-	if ci := str(providers[0].Inputs["clusterIdentifier"]); ci != "norns" {
+	if ci := str(cluster.Inputs["clusterIdentifier"]); ci != "norns" {
 		t.Errorf("clusterIdentifier %q, want norns: a renewed kubeconfig would replace every object", ci)
 	}
-	if !providers[0].Inputs["kubeconfig"].IsSecret() {
+	if !cluster.Inputs["kubeconfig"].IsSecret() {
 		t.Error("the provider's kubeconfig is not secret")
 	}
 	for _, res := range r.resources {
@@ -184,39 +192,77 @@ func TestKubernetesObjectsUseTheClusterProvider(t *testing.T) {
 	}
 }
 
-func TestPreviewWithholdsTheKubeconfigFromTheProvider(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{preview: true})
-	// The mock engine reports an unknown input as null.
-	if kc := r.ofType(providerType)[0].Inputs["kubeconfig"]; !kc.ContainsUnknowns() && !kc.IsNull() {
-		t.Errorf("during preview the provider gets kubeconfig %v: it would contact the cluster", kc)
+func TestChartsRenderWithoutTheCluster(t *testing.T) {
+	r := mustRun(t, stack(t, "norns"), runOpts{})
+	renderer := r.get(t, providerType, "chart-renderer")
+	kc := str(renderer.Inputs["kubeconfig"])
+	if !strings.Contains(kc, "server: https://127.0.0.1:1") || strings.Contains(kc, "token") || strings.Contains(kc, "client-key") {
+		t.Errorf("the renderer's kubeconfig %q names a cluster or credentials; it must name none", kc)
 	}
-	up := mustRun(t, stack(t, "norns"), runOpts{})
-	if kc := up.ofType(providerType)[0].Inputs["kubeconfig"]; !strings.Contains(str(kc), "kind: Config") {
-		t.Errorf("during up the provider gets kubeconfig %v, not the cluster's", kc)
+	for _, chart := range []string{"cilium", "connect", "argo-cd"} {
+		opts, ok := r.templates[chart]
+		if !ok {
+			t.Fatalf("the %s chart was not rendered", chart)
+		}
+		if !strings.HasSuffix(r.templateProviders[chart], "::chart-renderer::"+r.get(t, providerType, "chart-renderer").Name+"-id") {
+			t.Errorf("the %s chart is rendered by %q, not by the chart renderer", chart, r.templateProviders[chart])
+		}
+		// Given both, helm template asks the cluster nothing (invoke_helm_template.go:255-277).
+		if opts["kube_version"] != "v1.34.1" {
+			t.Errorf("the %s chart is rendered for Kubernetes %v, want the stack's v1.34.1", chart, opts["kube_version"])
+		}
+		apis := fmt.Sprint(opts["api_versions"])
+		if !strings.Contains(apis, "gateway.networking.k8s.io/v1/GatewayClass") {
+			t.Errorf("the %s chart is rendered without the Gateway API in its capabilities: %s", chart, apis)
+		}
+		if _, ok := opts["repo"]; ok {
+			t.Errorf("the %s chart sets the top-level repo, which the provider takes for a repository name", chart)
+		}
+		text, _ := json.Marshal(opts)
+		for _, secret := range []string{connectToken, "fixture-credentials", base64.StdEncoding.EncodeToString([]byte(connectCredentials))} {
+			if strings.Contains(string(text), secret) {
+				t.Errorf("a secret value reaches the %s chart's rendering", chart)
+			}
+		}
+	}
+	// The chart's own CRDs come before its other objects.
+	for _, obj := range r.chartObjects("argocd") {
+		if !strings.Contains(obj.Name, "CustomResourceDefinition") && !obj.deps()["argocd:CustomResourceDefinition:things.argo-cd.example"] {
+			t.Errorf("%s does not wait for the chart's CRD", obj.Name)
+		}
+	}
+}
+
+func TestPreviewDiffsAgainstTheDeployedKubeconfig(t *testing.T) {
+	// A preview gives the provider the kubeconfig of the last deployment, so it diffs every
+	// object (against the cluster when it answers, offline when not) instead of listing all of
+	// them as updates; the health gate, which runs only in up, is not asked.
+	r := mustRun(t, stack(t, "norns"), runOpts{preview: true})
+	if kc := r.get(t, providerType, "kubernetes").Inputs["kubeconfig"]; !strings.Contains(str(kc), "kind: Config") {
+		t.Errorf("during preview the provider gets kubeconfig %v, not the deployed one", kc)
+	}
+	for _, inv := range r.invokes {
+		if inv == healthInvoke {
+			t.Error("a preview runs the health gate")
+		}
 	}
 }
 
 func TestCiliumValuesMatchReviewedGolden(t *testing.T) {
 	r := mustRun(t, stack(t, "norns"), runOpts{})
-	chart := r.get(t, chartToken, "cilium")
-	files := chart.Inputs["valueYamlFiles"].ArrayValue()
-	if len(files) != 1 {
-		t.Fatalf("%d values files, want src/bootstrap/cilium/values.yaml only", len(files))
-	}
-	var values map[string]any
-	if err := yaml.Unmarshal([]byte(files[0].AssetValue().Text), &values); err != nil {
-		t.Fatal(err)
-	}
-	computed := chart.Inputs["values"].Mappable()
-	out, err := yaml.Marshal(map[string]any{"values.yaml": values, "computed": computed})
+	values, _ := r.templates["cilium"]["values"].(map[string]any)
+	out, err := yaml.Marshal(values)
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden.Check(t, filepath.Join("testdata", "cilium-values.golden"), out)
-	for key, want := range map[string]any{"kubeProxyReplacement": true, "k8sServiceHost": "localhost", "k8sServicePort": 7445} {
+	for key, want := range map[string]any{"kubeProxyReplacement": true, "k8sServiceHost": "localhost", "k8sServicePort": 7445.0} {
 		if values[key] != want {
 			t.Errorf("%s = %v, want %v (Talos guide)", key, values[key], want)
 		}
+	}
+	if replicas := values["operator"].(map[string]any)["replicas"]; replicas != 2.0 {
+		t.Errorf("operator replicas %v, want 2 on three nodes", replicas)
 	}
 	caps := values["securityContext"].(map[string]any)["capabilities"].(map[string]any)["ciliumAgent"]
 	for _, c := range caps.([]any) {
@@ -236,4 +282,22 @@ func patchText(reg registration) string {
 
 func providerIn(providers map[string]string) bool {
 	return strings.Contains(providers["kubernetes"], "::kubernetes::")
+}
+
+func TestPlatformWaitsForTheNodesToSettle(t *testing.T) {
+	// The cluster endpoint is a node's address, and nodes reboot during a rollout: nothing but
+	// the Gateway API CRDs and Cilium (which the rollout needs) may talk to the API before it ends.
+	r := mustRun(t, fiveNodes(t), runOpts{})
+	var platform []registration
+	platform = append(platform, r.get(t, poolToken, "l2-lan-CiliumLoadBalancerIPPool"), r.get(t, nsToken, "onepassword-namespace"),
+		r.get(t, secretToken, "onepassword-op-credentials"), r.get(t, nsToken, "argocd-namespace"), r.get(t, opItemToken, "argocd-admin-secret"))
+	platform = append(platform, r.chartObjects("onepassword")...)
+	platform = append(platform, r.chartObjects("argocd")...)
+	for _, res := range platform {
+		for _, n := range []string{"urd", "verdandi", "skuld", "w1", "w2"} {
+			if !r.dependsOn(res, "config-gate-"+n) {
+				t.Errorf("%s does not wait for %s's gate: it could reach the API while a node reboots", res.Name, n)
+			}
+		}
+	}
 }

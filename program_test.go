@@ -293,10 +293,6 @@ func TestDestroyHarmsNothing(t *testing.T) {
 			if d, ok := res.Inputs["delete"]; ok && !d.IsNull() && str(d) != "" {
 				t.Errorf("%s runs a command on destroy: %v", res.Name, d)
 			}
-		case res.Type == chartToken:
-			if !res.Req.GetProtect() {
-				t.Errorf("chart %s is not protected: destroy would delete its workloads", res.Name)
-			}
 		case strings.HasPrefix(res.Type, "kubernetes:") && res.Req.GetCustom() && !strings.HasPrefix(res.Type, "pulumi:"):
 			if !res.Req.GetRetainOnDelete() {
 				t.Errorf("%s %s is deleted from the cluster on destroy; it must only be forgotten", res.Type, res.Name)

@@ -16,24 +16,35 @@ const (
 	argoAppToken = "kubernetes:argoproj.io/v1alpha1:Application"
 	opItemToken  = "kubernetes:onepassword.com/v1:OnePasswordItem"
 	nsToken      = "kubernetes:v1:Namespace"
+	secretToken  = "kubernetes:v1:Secret"
 )
 
 func TestSecretsReachTheClusterOnlyAsSecrets(t *testing.T) {
 	r := mustRun(t, stack(t, "norns"), runOpts{})
-	values := r.get(t, chartToken, "onepassword").Inputs["values"]
-	creds := values.ObjectValue()["connect"].ObjectValue()["credentials_base64"]
-	token := values.ObjectValue()["operator"].ObjectValue()["token"].ObjectValue()["value"]
-	if !creds.IsSecret() || !token.IsSecret() {
-		t.Fatalf("connect credentials secret %v, operator token secret %v: both must be secrets", creds.IsSecret(), token.IsSecret())
+	credentials := r.get(t, secretToken, "onepassword-op-credentials").Inputs["stringData"]
+	token := r.get(t, secretToken, "onepassword-onepassword-token").Inputs["stringData"]
+	if !credentials.IsSecret() || !token.IsSecret() {
+		t.Fatalf("connect credentials secret %v, operator token secret %v: both must be secrets", credentials.IsSecret(), token.IsSecret())
 	}
-	if got, _ := base64.StdEncoding.DecodeString(str(creds)); string(got) != connectCredentials {
-		t.Errorf("credentials_base64 decodes to %q, want the vault's credentials file", got)
+	file := str(credentials.SecretValue().Element.ObjectValue()["1password-credentials.json"])
+	if got, _ := base64.StdEncoding.DecodeString(file); string(got) != connectCredentials {
+		t.Errorf("the credentials file decodes to %q, want the vault's credentials file", got)
 	}
-	if str(token) != connectToken {
-		t.Errorf("operator token %q, want the vault's", str(token))
+	if got := str(token.SecretValue().Element.ObjectValue()["token"]); got != connectToken {
+		t.Errorf("operator token %q, want the vault's", got)
 	}
-	if r.get(t, chartToken, "onepassword").Inputs["valueYamlFiles"].ContainsSecrets() {
-		t.Error("the values file is secret: it must hold no secret, only settings")
+	// The chart reads both by name and never sees them.
+	values := r.templates["connect"]["values"].(map[string]any)
+	connect, operator := values["connect"].(map[string]any), values["operator"].(map[string]any)
+	if connect["credentialsName"] != "op-credentials" || operator["token"].(map[string]any)["name"] != "onepassword-token" {
+		t.Errorf("the chart reads credentials from %v and the token from %v, not the program's Secrets", connect["credentialsName"], operator["token"])
+	}
+	if _, ok := connect["credentials_base64"]; ok {
+		t.Error("the credentials pass through the chart")
+	}
+	// What a chart itself generates into a Secret is secret too.
+	if !r.get(t, secretToken, "onepassword:Secret:onepassword/connect-generated").Inputs["data"].IsSecret() {
+		t.Error("a Secret the chart renders is registered with clear data")
 	}
 }
 
@@ -96,20 +107,22 @@ func TestBackupItemHoldsTheClusterIdentity(t *testing.T) {
 
 func TestConnectWaitsForCiliumAndArgoCDForConnect(t *testing.T) {
 	r := mustRun(t, freshNorns(t), runOpts{})
-	connect := r.get(t, chartToken, "onepassword")
-	if !connect.deps()["cilium"] {
-		t.Error("1Password Connect does not wait for Cilium")
-	}
-	argo := r.get(t, chartToken, "argocd")
-	if !r.dependsOn(argo, "onepassword") || !argo.deps()["cilium"] {
-		t.Errorf("Argo CD does not wait for Connect and Cilium; deps %v", argo.deps())
+	for _, obj := range r.chartObjects("onepassword") {
+		if !r.waitsForChart(t, obj, "cilium") {
+			t.Errorf("%s of 1Password Connect does not wait for Cilium", obj.Name)
+		}
 	}
 	admin := r.get(t, opItemToken, "argocd-admin-secret")
-	if !admin.deps()["onepassword"] || str(admin.Inputs["spec"].ObjectValue()["itemPath"]) != "vaults/kubernetes/items/argocd" {
+	if !r.waitsForChart(t, admin, "onepassword") || str(admin.Inputs["spec"].ObjectValue()["itemPath"]) != "vaults/kubernetes/items/argocd" {
 		t.Errorf("admin secret: deps %v, spec %v", admin.deps(), admin.Inputs["spec"])
 	}
+	for _, obj := range r.chartObjects("argocd") {
+		if !r.waitsForChart(t, obj, "cilium") || !r.dependsOn(obj, "argocd-admin-secret") {
+			t.Errorf("%s of Argo CD does not wait for Cilium and its admin secret", obj.Name)
+		}
+	}
 	root := r.get(t, argoAppToken, "argocd-root-app")
-	if !root.deps()["argocd"] {
+	if !r.waitsForChart(t, root, "argocd") {
 		t.Error("the root application does not wait for the Argo CD chart (its CRDs)")
 	}
 }

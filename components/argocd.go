@@ -1,7 +1,6 @@
 package components
 
 import (
-	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"homelab/internal/manifests"
@@ -20,6 +19,12 @@ type ArgoCDArgs struct {
 	Connect *OnePasswordConnect
 	// Cilium is the CNI install. Required.
 	Cilium *Cilium
+	// Rendering renders the chart. Required.
+	Rendering ChartRendering
+	// After is what must finish first: the rollout of the nodes (NewCNICleanup's command, which
+	// waits for every node's gate). Nodes reboot during a rollout, the cluster endpoint's node
+	// among them, and the Kubernetes API does not answer while it is down. Required.
+	After []pulumi.Resource
 }
 
 // ArgoCD installs Argo CD into namespace argocd and its root application, which syncs the child
@@ -30,7 +35,7 @@ type ArgoCD struct {
 	pulumi.ResourceState
 
 	// Chart is the installed chart; RootApp the app of apps.
-	Chart   *helmv4.Chart
+	Chart   *Chart
 	RootApp pulumi.Resource
 }
 
@@ -40,7 +45,7 @@ func NewArgoCD(ctx *pulumi.Context, name string, args *ArgoCDArgs, opts ...pulum
 	if err := ctx.RegisterComponentResource(argoCDType, name, a, opts...); err != nil {
 		return nil, err
 	}
-	ns, err := newObject(ctx, name+"-namespace", args.Data.Namespace, pulumi.Parent(a))
+	ns, err := newObject(ctx, name+"-namespace", args.Data.Namespace, pulumi.Parent(a), pulumi.DependsOn(args.After))
 	if err != nil {
 		return nil, err
 	}
@@ -54,10 +59,11 @@ func NewArgoCD(ctx *pulumi.Context, name string, args *ArgoCDArgs, opts ...pulum
 	chart, err := newChart(ctx, name, chartSpec{
 		repo: ArgoCDRepository, chart: "argo-cd", version: args.Version,
 		release: "argocd", namespace: args.Data.Namespace.Name, values: args.Data.Values,
+		rendering: args.Rendering,
 	},
-		pulumi.Parent(a),
 		// argocd-server starts only with argocd-secret, which the operator syncs; pods need the CNI.
-		pulumi.DependsOn([]pulumi.Resource{admin, args.Cilium.Chart}),
+		[]pulumi.Resource{ns, admin, args.Cilium.Chart},
+		pulumi.Parent(a),
 	)
 	if err != nil {
 		return nil, err

@@ -38,7 +38,7 @@ func NewClusterBackup(ctx *pulumi.Context, name string, args *ClusterBackupArgs,
 	if err := ctx.RegisterComponentResource(backupType, name, b, opts...); err != nil {
 		return nil, err
 	}
-	bundle := args.Secrets.MachineSecrets.ApplyT(SecretsYAML).(pulumi.StringOutput)
+	bundle := pulumi.ToSecret(args.Secrets.MachineSecrets.ApplyT(SecretsYAML)).(pulumi.StringOutput)
 	item, err := onepassword.NewItem(ctx, name, onepassword.ItemArgs{
 		Vault:    args.VaultUUID,
 		Title:    args.Title,

@@ -1,7 +1,6 @@
 package components
 
 import (
-	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -18,11 +17,13 @@ type CiliumArgs struct {
 	GatewayAPI *GatewayAPI
 	// Nodes is the number of nodes; the operator runs at most two replicas, one per node. Required.
 	Nodes int
+	// Rendering renders the chart. Required.
+	Rendering ChartRendering
 }
 
 // ComputedValues are the chart values that depend on the stack; the rest is in values.yaml.
-func (a *CiliumArgs) ComputedValues() pulumi.Map {
-	return pulumi.Map{"operator": pulumi.Map{"replicas": pulumi.Int(min(2, a.Nodes))}}
+func (a *CiliumArgs) ComputedValues() map[string]any {
+	return map[string]any{"operator": map[string]any{"replicas": min(2, a.Nodes)}}
 }
 
 // Cilium installs the cilium chart into kube-system, alongside the default CNI on a new cluster,
@@ -32,7 +33,7 @@ type Cilium struct {
 	pulumi.ResourceState
 
 	// Chart is the installed chart; it completes only once its workloads are ready.
-	Chart *helmv4.Chart
+	Chart *Chart
 }
 
 // NewCilium registers the chart.
@@ -44,12 +45,8 @@ func NewCilium(ctx *pulumi.Context, name string, args *CiliumArgs, opts ...pulum
 	chart, err := newChart(ctx, name, chartSpec{
 		repo: CiliumRepository, chart: "cilium", version: args.Version,
 		release: "cilium", namespace: "kube-system",
-		values: args.Values, computed: args.ComputedValues(),
-	},
-		pulumi.Parent(c),
-		// Cilium enables its Gateway API support only if the CRDs exist when it starts.
-		pulumi.DependsOn(args.GatewayAPI.CRDs),
-	)
+		values: args.Values, computed: args.ComputedValues(), rendering: args.Rendering,
+	}, args.GatewayAPI.CRDs, pulumi.Parent(c))
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"strings"
 
-	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"homelab/internal/manifests"
@@ -26,16 +25,32 @@ type OnePasswordConnectArgs struct {
 	Token pulumi.StringInput
 	// Cilium is the CNI install; Connect's pods need it. Required.
 	Cilium *Cilium
+	// Rendering renders the chart. Required.
+	Rendering ChartRendering
+	// After is what must finish first: the rollout of the nodes (NewCNICleanup's command, which
+	// waits for every node's gate). Nodes reboot during a rollout, the cluster endpoint's node
+	// among them, and the Kubernetes API does not answer while it is down. Required.
+	After []pulumi.Resource
 }
+
+// The Secrets the Connect server and the operator read (values connect.credentialsName and
+// credentialsKey, operator.token.name and key of the connect chart).
+const (
+	connectCredentialsSecret = "op-credentials"
+	connectCredentialsKey    = "1password-credentials.json"
+	connectTokenSecret       = "onepassword-token"
+	connectTokenKey          = "token"
+)
 
 // OnePasswordConnect runs the 1Password Connect server and operator in namespace onepassword, so
 // OnePasswordItem objects become Kubernetes Secrets. Pass the Kubernetes provider with
-// pulumi.Provider. Its two credentials reach the cluster only as secret chart values.
+// pulumi.Provider. Its two credentials reach the cluster only as Secrets whose data is secret in
+// the state and in every preview.
 type OnePasswordConnect struct {
 	pulumi.ResourceState
 
 	// Chart is the installed chart; it completes once the server and the operator are ready.
-	Chart *helmv4.Chart
+	Chart *Chart
 }
 
 // NewOnePasswordConnect registers the namespace and the chart.
@@ -44,22 +59,45 @@ func NewOnePasswordConnect(ctx *pulumi.Context, name string, args *OnePasswordCo
 	if err := ctx.RegisterComponentResource(connectType, name, c, opts...); err != nil {
 		return nil, err
 	}
-	ns, err := newObject(ctx, name+"-namespace", args.Data.Namespace, pulumi.Parent(c))
+	ns, err := newObject(ctx, name+"-namespace", args.Data.Namespace, pulumi.Parent(c), pulumi.DependsOn(args.After))
 	if err != nil {
 		return nil, err
 	}
+	// The two credentials never pass through the chart: the program writes them into Secrets of
+	// its own, which the chart's workloads read by name (the chart creates these Secrets only when
+	// given the values, which it is not).
 	credentials := args.Credentials.ToStringOutput().ApplyT(credentialsBase64).(pulumi.StringOutput)
+	var secrets []pulumi.Resource
+	for _, s := range []struct {
+		name, key string
+		value     pulumi.StringOutput
+	}{
+		{connectCredentialsSecret, connectCredentialsKey, credentials},
+		{connectTokenSecret, connectTokenKey, args.Token.ToStringOutput()},
+	} {
+		res, err := newObject(ctx, name+"-"+s.name, manifests.Object{
+			Source: "the 1Password item homelab:onepassword.connectItem", APIVersion: "v1", Kind: "Secret",
+			Name: s.name, Namespace: args.Data.Namespace.Name,
+			Fields: map[string]any{"type": "Opaque",
+				"stringData": pulumi.ToSecret(pulumi.StringMap{s.key: s.value})},
+		}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{ns}))
+		if err != nil {
+			return nil, err
+		}
+		secrets = append(secrets, res)
+	}
 	chart, err := newChart(ctx, name, chartSpec{
 		repo: ConnectRepository, chart: "connect", version: args.Version,
 		release: "connect", namespace: args.Data.Namespace.Name, values: args.Data.Values,
-		computed: pulumi.Map{
-			"connect":  pulumi.Map{"credentials_base64": pulumi.ToSecret(credentials)},
-			"operator": pulumi.Map{"token": pulumi.Map{"value": pulumi.ToSecret(args.Token)}},
+		computed: map[string]any{
+			"connect":  map[string]any{"credentialsName": connectCredentialsSecret, "credentialsKey": connectCredentialsKey},
+			"operator": map[string]any{"token": map[string]any{"name": connectTokenSecret, "key": connectTokenKey}},
 		},
+		rendering: args.Rendering,
 	},
+		// The chart installs into the namespace, its pods read the Secrets and need the CNI.
+		append([]pulumi.Resource{ns, args.Cilium.Chart}, secrets...),
 		pulumi.Parent(c),
-		// The chart installs into the namespace, and its pods need the CNI.
-		pulumi.DependsOn([]pulumi.Resource{ns, args.Cilium.Chart}),
 	)
 	if err != nil {
 		return nil, err
@@ -72,7 +110,7 @@ func NewOnePasswordConnect(ctx *pulumi.Context, name string, args *OnePasswordCo
 }
 
 // credentialsBase64 accepts the credentials file as stored in 1Password, raw JSON or base64, and
-// returns it base64-encoded for the chart's connect.credentials_base64.
+// returns it base64-encoded, the form the Connect server reads from its credentials file.
 func credentialsBase64(v string) string {
 	v = strings.TrimSpace(v)
 	if strings.HasPrefix(v, "{") {

@@ -23,6 +23,7 @@ const (
 	nodeRemovalType       = "homelab:talos:NodeRemoval"
 	gatewayAPIType        = "homelab:k8s:GatewayAPI"
 	ciliumType            = "homelab:k8s:Cilium"
+	chartType             = "homelab:k8s:Chart"
 	l2Type                = "homelab:k8s:L2Announcements"
 	cniCleanupType        = "homelab:k8s:CNICleanup"
 	connectType           = "homelab:secrets:OnePasswordConnect"

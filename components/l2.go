@@ -12,6 +12,10 @@ type L2AnnouncementsArgs struct {
 	Objects []manifests.Object
 	// Cilium is the install whose operator registers the CRDs of these objects. Required.
 	Cilium *Cilium
+	// After is what must finish first: the rollout of the nodes (NewCNICleanup's command, which
+	// waits for every node's gate). Nodes reboot during a rollout, the cluster endpoint's node
+	// among them, and the Kubernetes API does not answer while it is down. Required.
+	After []pulumi.Resource
 }
 
 // L2Announcements gives LoadBalancer services addresses from the stack's pool and announces them
@@ -30,7 +34,7 @@ func NewL2Announcements(ctx *pulumi.Context, name string, args *L2AnnouncementsA
 		if _, err := newObject(ctx, name+"-"+o.Name+"-"+o.Kind, o,
 			pulumi.Parent(l),
 			// The Cilium operator registers the CRDs of these kinds when it starts.
-			pulumi.DependsOn([]pulumi.Resource{args.Cilium.Chart}),
+			pulumi.DependsOn(append([]pulumi.Resource{args.Cilium.Chart}, args.After...)),
 		); err != nil {
 			return nil, err
 		}

@@ -57,7 +57,7 @@ func Decode(source string, data []byte) ([]Object, error) {
 		if doc == nil {
 			continue
 		}
-		obj, err := toObject(source, doc)
+		obj, err := ToObject(source, doc)
 		if err != nil {
 			return nil, fmt.Errorf("src/%s: document %d: %w", source, i, err)
 		}
@@ -65,7 +65,9 @@ func Decode(source string, data []byte) ([]Object, error) {
 	}
 }
 
-func toObject(source string, doc map[string]any) (Object, error) {
+// ToObject turns one decoded manifest document into an Object. Metadata may hold only name,
+// namespace, labels and annotations (null fields are dropped); status is dropped.
+func ToObject(source string, doc map[string]any) (Object, error) {
 	o := Object{Source: source, Fields: map[string]any{}}
 	var ok bool
 	if o.APIVersion, ok = doc["apiVersion"].(string); !ok || o.APIVersion == "" {

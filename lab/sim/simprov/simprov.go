@@ -338,3 +338,29 @@ func Strings(m resource.PropertyMap, key string) []string {
 	}
 	return outList
 }
+
+// Plain returns m as plain Go values, secrets unwrapped, as a provider hands objects to its API.
+func Plain(m resource.PropertyMap) map[string]any {
+	return m.MapRepl(nil, func(v resource.PropertyValue) (any, bool) {
+		if v.IsSecret() {
+			return plainValue(v.SecretValue().Element), true
+		}
+		return nil, false
+	})
+}
+
+func plainValue(v resource.PropertyValue) any {
+	switch {
+	case v.IsSecret():
+		return plainValue(v.SecretValue().Element)
+	case v.IsObject():
+		return Plain(v.ObjectValue())
+	case v.IsArray():
+		out := make([]any, len(v.ArrayValue()))
+		for i, e := range v.ArrayValue() {
+			out[i] = plainValue(e)
+		}
+		return out
+	}
+	return v.Mappable()
+}

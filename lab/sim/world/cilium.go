@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"homelab/lab/sim/charts"
 	"homelab/lab/sim/labevent"
 )
 
@@ -49,8 +50,26 @@ func (w *World) runCilium(ctx context.Context) {
 		case <-time.After(500 * time.Millisecond):
 		}
 		if k := w.kubeClient(); k != nil {
+			w.registerCiliumCRDs(ctx, k)
 			_ = w.reconcileL2(ctx, k)
 		}
+	}
+}
+
+// registerCiliumCRDs does what the cilium operator does when it starts: it registers Cilium's
+// CRDs (pkg/k8s/apis/cilium.io/client/register.go:199, from operator/cmd/root.go:220). The chart
+// does not carry them, so they exist only once an operator runs.
+func (w *World) registerCiliumCRDs(ctx context.Context, k *kube) {
+	op, err := k.client.AppsV1().Deployments("kube-system").Get(ctx, "cilium-operator", metav1.GetOptions{})
+	if err != nil || op.Status.ReadyReplicas == 0 {
+		return
+	}
+	dyn, err := dynamic.NewForConfig(k.rest)
+	if err != nil {
+		return
+	}
+	for _, crd := range charts.CiliumCRDs {
+		_ = applyAs(ctx, dyn, "cilium-operator", crd)
 	}
 }
 

@@ -381,6 +381,7 @@ func (n *Node) setUnreachable(off bool) {
 	if rt != nil {
 		rt.setListening(!off)
 	}
+	n.w.syncAPIServers()
 	n.log(map[bool]string{true: "unreachable", false: "reachable"}[off], "", time.Time{}, 0)
 }
 

@@ -13,6 +13,7 @@ package world
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -24,6 +25,9 @@ import (
 
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	mc "github.com/siderolabs/talos/pkg/machinery/config/machine"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"homelab/lab/sim/charts"
@@ -240,8 +244,8 @@ func (n *Node) running() bool {
 	return n.phase == phaseRunning && n.rt != nil
 }
 
-// syncAPIServers makes the Kubernetes API reachable at each running control plane while etcd has
-// quorum: without a majority of members the API servers cannot serve.
+// syncAPIServers makes the Kubernetes API reachable at each running control plane that is on the
+// network while etcd has quorum: without a majority of members the API servers cannot serve.
 func (w *World) syncAPIServers() {
 	w.mu.Lock()
 	k, quorum := w.kube, w.quorumLocked()
@@ -255,10 +259,11 @@ func (w *World) syncAPIServers() {
 	}
 	for _, n := range nodes {
 		n.mu.Lock()
-		cp := n.active.controlPlane()
+		cp, off := n.active.controlPlane(), n.unreachable
 		n.mu.Unlock()
 		if cp {
-			k.serveAt(n.Addr, quorum && n.running())
+			// A node off the network serves nothing to the machine running Pulumi.
+			k.serveAt(n.Addr, quorum && n.running() && !off)
 		}
 	}
 }
@@ -474,7 +479,8 @@ func (w *World) applyLive(n *Node, cfg *machineConfig, persist bool) {
 
 var _ = context.Background
 
-// InstallChart creates a chart's objects, as an earlier install of the cluster left them.
+// InstallChart creates a chart's objects, as an earlier `helm install` of the cluster left them
+// (field manager "helm"), and waits until its workloads are ready.
 func (w *World) InstallChart(name, namespace string, values map[string]any) error {
 	k := w.kubeClient()
 	if k == nil {
@@ -484,5 +490,51 @@ func (w *World) InstallChart(name, namespace string, values map[string]any) erro
 	if err != nil {
 		return err
 	}
-	return charts.Install(context.Background(), dyn, name, namespace, values, 2*time.Minute)
+	objects, err := charts.Render(name, charts.Repositories[name], namespace, values)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	for _, o := range objects {
+		if err := applyAs(ctx, dyn, "helm", o); err != nil {
+			return fmt.Errorf("chart %s: %w", name, err)
+		}
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		pending := ""
+		for _, o := range objects {
+			u := &unstructured.Unstructured{Object: o}
+			ri, err := resourceFor(dyn, u)
+			if err != nil {
+				return err
+			}
+			live, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{})
+			if err != nil || !charts.Ready(live) {
+				pending = u.GetKind() + " " + u.GetName()
+				break
+			}
+		}
+		if pending == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("chart %s: timed out waiting for %s to be ready", name, pending)
+		}
+	}
+}
+
+// applyAs server-side applies one object with the given field manager.
+func applyAs(ctx context.Context, dyn dynamic.Interface, manager string, o map[string]any) error {
+	u := &unstructured.Unstructured{Object: o}
+	ri, err := resourceFor(dyn, u)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	force := true
+	_, err = ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: manager, Force: &force})
+	return err
 }

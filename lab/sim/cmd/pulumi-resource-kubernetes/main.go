@@ -1,21 +1,27 @@
 // Command pulumi-resource-kubernetes simulates the Kubernetes provider plugin (pulumi-kubernetes
-// 4.33.0) for the lab, against the lab's real Kubernetes API server: objects registered as
-// CustomResource (kubernetes:<apiVersion>:<kind>) are server-side applied, so a kind whose CRD is
-// missing fails as on a real cluster, after the provider's retries; helm.sh/v4 Chart components
-// create in the cluster the workloads and CRDs the chart would (the cilium DaemonSet labelled
-// k8s-app=cilium and its operator, Connect and its operator, Argo CD), and complete when those
-// workloads are ready, as the chart's await does.
+// 4.33.0) for the lab, against the lab's real Kubernetes API server. Source read: pulumi-kubernetes
+// v4.32.0 (the proxy refuses the v4.33.0 module), provider/pkg/provider/provider.go unless named:
 //
-// Source read: pulumi/pulumi-kubernetes v4.32.0 and main (provider/pkg/provider/provider.go; the
-// proxy refuses the v4.33.0 module). What the engine does with an unknown kubeconfig during a
-// preview (no Configure, every Diff "unavailable") is the real engine's behaviour and needs
-// nothing here. Simplifications: a chart's objects are created directly, not registered as the
-// chart's child resources; a chart is rendered from nothing but its name, version and the
-// computed values, never from a chart repository.
+//   - Configure (:850-1030): a kubeconfig that does not parse, or a cluster whose API does not
+//     answer discovery, marks the cluster unreachable; that is not an error. Create and Update then
+//     fail with "configured Kubernetes cluster is unreachable" outside a preview (:1706, :2339);
+//     Check and Diff work offline from the inputs (:1172-1330, :1431-1620).
+//   - Objects registered by type token kubernetes:<apiVersion>:<kind> are server-side applied
+//     (field manager pulumi-kubernetes), so a kind whose CRD is missing fails as on a real cluster,
+//     after the provider's retries; DaemonSets, Deployments and StatefulSets are then awaited until
+//     ready (await/awaiters.go:185-191; 10 minutes, compressed).
+//   - The kubernetes:helm:template invoke (:1076-1120, invoke_helm_template.go) renders a chart
+//     (lab/sim/charts) from the repository URL in fetch_opts.repo; a URL in the top-level "repo"
+//     is refused (invoke_helm_template.go:171-175). It needs no cluster.
+//
+// What the engine does with an unknown provider config (no Configure, invokes answered empty) is
+// the real engine's own behaviour and needs nothing here. Simplification: charts are rendered from
+// nothing but their name, repository and values (lab/sim/charts), never fetched.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -23,9 +29,6 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -49,6 +52,8 @@ var cluster struct {
 	cfg *rest.Config
 	dyn dynamic.Interface
 	rm  *restmapper.DeferredDiscoveryRESTMapper
+	// unreachable says why the cluster cannot be reached, when it cannot.
+	unreachable string
 }
 
 func main() {
@@ -64,13 +69,13 @@ func main() {
 		Name: "kubernetes", Version: "4.33.0",
 		Resources: map[string]simprov.Resource{},
 		Fallback:  object,
-		Construct: construct,
 		Configure: configure,
+		Functions: map[string]func(resource.PropertyMap) (resource.PropertyMap, error){"kubernetes:helm:template": helmTemplate},
 	})
 }
 
-// configure keeps the kubeconfig the provider is given. An unreachable cluster is not an error
-// here: the real provider marks it unreachable and fails only the operations that need it.
+// configure keeps the kubeconfig the provider is given and finds out whether the cluster
+// answers, as the real provider does; an unreachable cluster is not an error here.
 func configure(args resource.PropertyMap) error {
 	text := simprov.Str(args, "kubeconfig")
 	if text == "" {
@@ -78,7 +83,10 @@ func configure(args resource.PropertyMap) error {
 	}
 	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(text))
 	if err != nil {
-		return fmt.Errorf("failed to parse kubeconfig: %w", err)
+		cluster.Lock()
+		cluster.unreachable = "failed to parse kubeconfig data in `kubernetes:config:kubeconfig`- " + err.Error()
+		cluster.Unlock()
+		return nil
 	}
 	cfg.QPS, cfg.Burst = 100, 200
 	cfg.Timeout = 10 * time.Second
@@ -92,6 +100,10 @@ func configure(args resource.PropertyMap) error {
 	}
 	cluster.Lock()
 	defer cluster.Unlock()
+	if _, err := dc.ServerGroups(); err != nil {
+		cluster.unreachable = "unable to load schema information from the API server: " + err.Error()
+		return nil
+	}
 	cluster.cfg, cluster.dyn = cfg, dyn
 	cluster.rm = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	return nil
@@ -101,7 +113,11 @@ func connected() (dynamic.Interface, *restmapper.DeferredDiscoveryRESTMapper, er
 	cluster.Lock()
 	defer cluster.Unlock()
 	if cluster.dyn == nil {
-		return nil, nil, errors.New("configured Kubernetes cluster is unreachable: the provider has no kubeconfig")
+		reason := cluster.unreachable
+		if reason == "" {
+			reason = "the provider has no kubeconfig"
+		}
+		return nil, nil, errors.New("configured Kubernetes cluster is unreachable: " + reason)
 	}
 	return cluster.dyn, cluster.rm, nil
 }
@@ -121,7 +137,7 @@ func apply(r simprov.Request) (resource.PropertyMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &unstructured.Unstructured{Object: r.News.Mappable()}
+	u := &unstructured.Unstructured{Object: simprov.Plain(r.News)}
 	gvk := schema.FromAPIVersionAndKind(u.GetAPIVersion(), u.GetKind())
 	deadline := time.Now().Add(labtime.Lab(time.Minute))
 	var mapping *meta.RESTMapping
@@ -154,60 +170,52 @@ func apply(r simprov.Request) (resource.PropertyMap, error) {
 		return nil, err
 	}
 	force := true
+	start := time.Now()
 	if _, err := ri.Patch(context.Background(), u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: "pulumi-kubernetes", Force: &force}); err != nil {
 		return nil, err
 	}
-	labevent.Log(labevent.Dir(), labevent.Event{Actor: "kubernetes-provider", Op: "apply", Detail: u.GetKind() + "/" + u.GetName()})
+	for deadline := time.Now().Add(labtime.Lab(10 * time.Minute)); ; time.Sleep(200 * time.Millisecond) {
+		live, err := ri.Get(context.Background(), u.GetName(), metav1.GetOptions{})
+		if err == nil && charts.Ready(live) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("resource %s/%s was not ready within 10 minutes", u.GetNamespace(), u.GetName())
+		}
+	}
+	labevent.Log(labevent.Dir(), labevent.Event{Actor: "kubernetes-provider", Op: "apply", Start: start, End: time.Now(), Detail: u.GetKind() + "/" + u.GetName()})
 	return r.News.Copy(), nil
 }
 
-type chart struct {
-	pulumi.ResourceState
-}
-
-// construct installs a helm.sh/v4 Chart: its objects are created in the cluster during an update
-// (never in a preview) and the component completes once its workloads are ready.
-func construct(ctx *pulumi.Context, typ, name string, inputs provider.ConstructInputs, options pulumi.ResourceOption) (*provider.ConstructResult, error) {
-	c := &chart{}
-	if err := ctx.RegisterComponentResource(typ, name, c, options); err != nil {
-		return nil, err
+// helmTemplate renders a chart, as the provider's kubernetes:helm:template does; it needs no
+// cluster.
+func helmTemplate(args resource.PropertyMap) (resource.PropertyMap, error) {
+	var opts struct {
+		Chart     string         `json:"chart"`
+		Repo      string         `json:"repo"`
+		Namespace string         `json:"namespace"`
+		Values    map[string]any `json:"values"`
+		Fetch     struct {
+			Repo string `json:"repo"`
+		} `json:"fetch_opts"`
 	}
-	m, err := inputs.Map()
+	if err := json.Unmarshal([]byte(simprov.Str(args, "jsonOpts")), &opts); err != nil {
+		return nil, fmt.Errorf("failed to unmarshal 'jsonOpts': %w", err)
+	}
+	if strings.HasPrefix(opts.Repo, "http") {
+		return nil, errors.New("failed to generate YAML for specified Helm chart: 'repo' option specifies the name of the Helm Chart repo, not the URL." +
+			"Use 'fetchOpts.repo' to specify a URL for a remote Chart")
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	objects, err := charts.Render(opts.Chart, opts.Fetch.Repo, opts.Namespace, opts.Values)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("failed to generate YAML for specified Helm chart: %w", err)
 	}
-	chartName, version := plain(m["chart"]), plain(m["version"])
-	values := map[string]any{}
-	if v, ok := m["values"]; ok {
-		if res, err := internals.UnsafeAwaitOutput(context.Background(), pulumi.ToOutput(v)); err == nil && res.Known {
-			values, _ = res.Value.(map[string]any)
-		}
+	result := make([]any, len(objects))
+	for i, o := range objects {
+		result[i] = o
 	}
-	if !ctx.DryRun() {
-		dyn, _, err := connected()
-		if err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		if err := charts.Install(context.Background(), dyn, chartName, plain(m["namespace"]), values, labtime.Lab(10*time.Minute)); err != nil {
-			return nil, fmt.Errorf("chart %s %s: %w", chartName, version, err)
-		}
-		labevent.Log(labevent.Dir(), labevent.Event{Actor: "kubernetes-provider", Op: "chart", Start: start, End: time.Now(), Detail: chartName + " " + version})
-	}
-	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{"resources": pulumi.Array{}}); err != nil {
-		return nil, err
-	}
-	return provider.NewConstructResult(c)
-}
-
-// plain resolves an input to its string value.
-func plain(in pulumi.Input) string {
-	if in == nil {
-		return ""
-	}
-	res, err := internals.UnsafeAwaitOutput(context.Background(), pulumi.ToOutput(in))
-	if err != nil || !res.Known {
-		return ""
-	}
-	return strings.TrimSpace(fmt.Sprint(res.Value))
+	return resource.NewPropertyMapFromMap(map[string]any{"result": result}), nil
 }

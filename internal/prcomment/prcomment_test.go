@@ -1,0 +1,184 @@
+package prcomment
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+
+	"homelab/internal/stackconfig"
+)
+
+var cluster = stackconfig.Cluster{Nodes: []stackconfig.Node{
+	{Name: "w1", Role: "worker"}, {Name: "urd", Role: "controlplane"}, {Name: "verdandi", Role: "controlplane"},
+}}
+
+func event(op, typ, name, parentType string, old, new map[string]any) apitype.EngineEvent {
+	urn := "urn:pulumi:norns::homelab::" + parentType + "$" + typ + "::" + name
+	parent := "urn:pulumi:norns::homelab::" + parentType + "::parent"
+	state := func(inputs map[string]any) *apitype.StepEventStateMetadata {
+		if inputs == nil {
+			return nil
+		}
+		return &apitype.StepEventStateMetadata{Type: typ, URN: urn, Custom: true, Parent: parent, Inputs: inputs}
+	}
+	return apitype.EngineEvent{ResourcePreEvent: &apitype.ResourcePreEvent{Metadata: apitype.StepEventMetadata{
+		Op: apitype.OpType(op), URN: urn, Type: typ, Old: state(old), New: state(new)}}}
+}
+
+func gate(node string, env map[string]any) map[string]any {
+	e := map[string]any{"NODE_NAME": node, "IMAGE": "factory/installer:v1.11.5", "TALOS_VERSION": "v1.11.5",
+		"SCHEMATIC": "abc", "KERNEL_ARGS": "", "REBOOT_SETTINGS": "", "KUBECONFIG_DATA": "[secret]"}
+	for k, v := range env {
+		e[k] = v
+	}
+	return map[string]any{"environment": e}
+}
+
+func patches(text string) map[string]any { return map[string]any{"configPatches": []any{text}} }
+
+func row(t *testing.T, comment, node string) string {
+	t.Helper()
+	for _, line := range strings.Split(comment, "\n") {
+		if strings.HasPrefix(line, "| "+node+" |") {
+			return line
+		}
+	}
+	t.Fatalf("no row for %s:\n%s", node, comment)
+	return ""
+}
+
+func TestNodesComeInRollOrderWithTheirAction(t *testing.T) {
+	before, after := "machine:\n  env: {}\n", "machine:\n  env:\n    A: b\n"
+	cni := map[string]any{"REBOOT_SETTINGS": "cluster.network.cni.name: \"none\""}
+	env := map[string]any{"REBOOT_SETTINGS": "cluster.network.cni.name: \"none\"\nmachine.env.A: \"b\""}
+	events := []apitype.EngineEvent{
+		// Registration order is not roll order.
+		event("update", "command:local:Command", "config-gate-w1", "homelab:talos:Rollout", gate("w1", cni), gate("w1", env)),
+		event("update", "talos:machine/configurationApply:ConfigurationApply", "config-apply-w1", "homelab:talos:Rollout", patches(before), patches(after)),
+		event("update", "talos:machine/configurationApply:ConfigurationApply", "config-apply-verdandi", "homelab:talos:Rollout", patches("a: 1\n"), patches("a: 2\n")),
+		event("update", "command:local:Command", "config-gate-urd", "homelab:talos:Rollout", gate("urd", cni), gate("urd", env)),
+		event("update", "talos:machine/configurationApply:ConfigurationApply", "config-apply-urd", "homelab:talos:Rollout", patches(before), patches(after)),
+	}
+	c := Build("norns", cluster, FromEvents(events))
+	order := []int{strings.Index(c, "| urd |"), strings.Index(c, "| verdandi |"), strings.Index(c, "| w1 |")}
+	if order[0] < 0 || order[0] > order[1] || order[1] > order[2] {
+		t.Errorf("rows not in roll order (control planes, then workers):\n%s", c)
+	}
+	if !strings.Contains(row(t, c, "urd"), "| reboot |") || !strings.Contains(row(t, c, "w1"), "| reboot |") || !strings.Contains(row(t, c, "verdandi"), "| live |") {
+		t.Errorf("actions wrong:\n%s", c)
+	}
+	if r := row(t, c, "urd"); !strings.Contains(r, "`machine.env.A: \"b\"`") || strings.Contains(r, "cni") {
+		t.Errorf("urd's row does not name exactly the changed setting: %s", r)
+	}
+	if !strings.Contains(c, "one at a time: urd → w1.") {
+		t.Errorf("the nodes that go down are not listed in roll order:\n%s", c)
+	}
+	if !strings.Contains(c, "- a: 1\n+ a: 2") {
+		t.Errorf("a changed line does not read as the old line removed, then the new one added:\n%s", c)
+	}
+	// urd and w1 change the same way: one diff for both.
+	if !strings.Contains(c, "nodes urd, w1:") || strings.Count(c, "+     A: b") != 2 { // once shown, once in the details
+		t.Errorf("identical patch changes are not grouped:\n%s", c)
+	}
+}
+
+func TestAnUpgradeNamesBothVersions(t *testing.T) {
+	next := map[string]any{"IMAGE": "factory/installer:v1.11.6", "TALOS_VERSION": "v1.11.6", "REBOOT_SETTINGS": ""}
+	events := []apitype.EngineEvent{
+		event("update", "command:local:Command", "config-gate-urd", "homelab:talos:Rollout", gate("urd", nil), gate("urd", next)),
+		event("update", "command:local:Command", "k8s-upgrade", "homelab:talos:KubernetesUpgrade",
+			map[string]any{"environment": map[string]any{"KUBERNETES_VERSION": "v1.34.1"}}, map[string]any{"environment": map[string]any{"KUBERNETES_VERSION": "v1.34.2"}}),
+	}
+	c := Build("norns", cluster, FromEvents(events))
+	if r := row(t, c, "urd"); !strings.Contains(r, "| upgrade |") || !strings.Contains(r, "Talos v1.11.5 → v1.11.6") {
+		t.Errorf("urd: %s", r)
+	}
+	if !strings.Contains(row(t, c, "verdandi"), "| unchanged |") {
+		t.Errorf("an untouched node is not shown as unchanged:\n%s", c)
+	}
+	if !strings.Contains(c, "**Kubernetes** v1.34.1 → v1.34.2") {
+		t.Errorf("the Kubernetes upgrade is missing:\n%s", c)
+	}
+}
+
+func TestARemovedNodeIsListedAfterTheOthers(t *testing.T) {
+	events := []apitype.EngineEvent{
+		event("create", "command:local:Command", "remove-skuld", "homelab:talos:NodeRemoval", nil,
+			map[string]any{"environment": map[string]any{"ROLE": "controlplane"}}),
+		event("delete", "command:local:Command", "config-reset-skuld", "homelab:talos:Rollout", map[string]any{}, nil),
+	}
+	c := Build("norns", cluster, FromEvents(events))
+	r := row(t, c, "skuld")
+	if !strings.Contains(r, "| removal |") || !strings.Contains(r, "leaves etcd") || !strings.Contains(r, "maintenance mode") {
+		t.Errorf("skuld: %s", r)
+	}
+	if strings.Index(c, "| skuld |") < strings.Index(c, "| w1 |") {
+		t.Error("the removed node is not listed after the others")
+	}
+}
+
+func TestOnlyChangesAreListed(t *testing.T) {
+	events := []apitype.EngineEvent{
+		event("same", "kubernetes:v1:Namespace", "argocd-namespace", "homelab:gitops:ArgoCD", map[string]any{}, map[string]any{}),
+		event("update", "kubernetes:v1:ConfigMap", "cilium:ConfigMap:kube-system/cilium-config", "homelab:k8s:Chart", map[string]any{"data": "[secret]"}, map[string]any{"data": "x"}),
+		event("read", "pulumi:pulumi:StackReference", "previous-deployment", "pulumi:pulumi:Stack", map[string]any{}, map[string]any{}),
+	}
+	events[1].ResourcePreEvent.Metadata.Diffs = []string{"data"}
+	c := Build("norns", cluster, FromEvents(events))
+	if strings.Contains(c, "argocd-namespace") || strings.Contains(c, "previous-deployment") {
+		t.Errorf("unchanged resources are listed:\n%s", c)
+	}
+	if !strings.Contains(c, "ConfigMap kube-system/cilium-config (chart cilium): data") {
+		t.Errorf("the chart object's change is missing:\n%s", c)
+	}
+	if !strings.Contains(c, "1 to update") || !strings.Contains(c, "No node changes") && !strings.Contains(c, "no node changes") {
+		t.Errorf("summary wrong:\n%s", c)
+	}
+}
+
+func TestLongChangesGoToTheDetails(t *testing.T) {
+	var events []apitype.EngineEvent
+	for i := 0; i < 200; i++ {
+		events = append(events, event("create", "kubernetes:v1:ConfigMap", fmt.Sprintf("argocd:ConfigMap:argocd/c%03d", i), "homelab:k8s:Chart", nil, map[string]any{}))
+	}
+	long := strings.Repeat("k: v\n", 100)
+	events = append(events, event("update", "talos:machine/configurationApply:ConfigurationApply", "config-apply-urd", "homelab:talos:Rollout", patches(""), patches(long)))
+	c := Build("norns", cluster, FromEvents(events))
+	head, details, ok := strings.Cut(c, "<details>")
+	if !ok {
+		t.Fatal("no collapsed section")
+	}
+	if n := strings.Count(head, "\n"); n >= MainLines {
+		t.Errorf("%d lines before the details", n)
+	}
+	if !strings.Contains(details, "argocd/c199") || strings.Count(details, "+ k: v") != 100 {
+		t.Error("the details do not hold everything")
+	}
+}
+
+func TestAFailedPreviewSaysSo(t *testing.T) {
+	events := []apitype.EngineEvent{{DiagnosticEvent: &apitype.DiagnosticEvent{Severity: "error",
+		Message: "homelab:cluster.nodes[1].address: not an IP address\nmore"}}}
+	c := Build("norns", cluster, FromEvents(events))
+	if !strings.Contains(c, "Preview **failed**") || !strings.Contains(c, "> homelab:cluster.nodes[1].address: not an IP address") {
+		t.Errorf("the failure is not shown:\n%s", c)
+	}
+}
+
+func TestEventLogIsReadLineByLine(t *testing.T) {
+	log := `{"sequence":1,"timestamp":1,"diagnosticEvent":{"severity":"error","message":"boom"}}` + "\n\n" +
+		`{"sequence":2,"timestamp":1,"resourcePreEvent":{"metadata":{"op":"update","urn":"urn:pulumi:norns::homelab::kubernetes:v1:Secret::s","type":"kubernetes:v1:Secret","old":null,"new":null,"detailedDiff":null,"provider":""}}}` + "\n"
+	events, err := ReadEvents(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := FromEvents(events)
+	if len(events) != 2 || len(p.Errors) != 1 || len(p.Steps) != 1 || p.Steps[0].Name != "s" {
+		t.Errorf("read %d events, %d errors, steps %+v", len(events), len(p.Errors), p.Steps)
+	}
+	if _, err := ReadEvents(strings.NewReader("{not json\n")); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("a broken log is not reported with its line: %v", err)
+	}
+}
