@@ -9,6 +9,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"homelab/components"
 	"homelab/internal/lifecycle"
 	"homelab/src"
 )
@@ -67,7 +68,9 @@ func run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 		"talosconfig":    talos.boot.Talosconfig,
 		"installerImage": pulumi.String(talos.image.Image),
 		"schematicId":    talos.image.SchematicID,
-		deployedOutput:   record(cfg.Cluster),
+		// The identity in talosctl's secrets.yaml form (secret), for cmd/drift and cmd/render.
+		"talosSecrets": pulumi.ToSecret(talos.secrets.MachineSecrets.ApplyT(components.SecretsYAML)),
+		deployedOutput: record(cfg.Cluster),
 	}
 	for name, value := range outputs {
 		ctx.Export(name, value)

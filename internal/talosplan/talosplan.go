@@ -215,8 +215,8 @@ func under(path string, paths []string) bool {
 	return false
 }
 
-// costs says what a change of the setting at path costs: "upgrade", "reboot" or "live".
-func (s Settings) costs(path string) string {
+// Costs says what a change of the setting at path costs: "upgrade", "reboot" or "live".
+func (s Settings) Costs(path string) string {
 	switch {
 	case under(path, s.Upgrade):
 		return "upgrade"
@@ -317,7 +317,7 @@ func (d *Data) summary(patches []Patch, cost string) string {
 		switch doc := doc.(type) {
 		case map[string]any:
 			leaves("", doc, func(path string, v any) {
-				if d.Settings.costs(path) == cost {
+				if d.Settings.Costs(path) == cost {
 					values[path] = compact(v)
 				}
 			})
@@ -326,7 +326,7 @@ func (d *Data) summary(patches []Patch, cost string) string {
 				m, _ := op.(map[string]any)
 				opPath, _ := m["path"].(string)
 				dotted := strings.ReplaceAll(strings.TrimPrefix(opPath, "/"), "/", ".")
-				if d.Settings.costs(dotted) == cost {
+				if d.Settings.Costs(dotted) == cost {
 					values[dotted] = compact(m)
 				}
 			}
