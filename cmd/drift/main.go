@@ -38,6 +38,9 @@ func main() {
 	undo := flags.Bool("undo", false, "re-apply the program's config to the drifted nodes with pulumi up")
 	yes := flags.Bool("yes", false, "with --undo: pass --yes to pulumi up (no confirmation prompt)")
 	if err := flags.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
 		os.Exit(2)
 	}
 	if *stack == "" {

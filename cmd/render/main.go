@@ -25,14 +25,17 @@ import (
 )
 
 func main() {
-	stack := flag.String("stack", "", "stack name: reads Pulumi.<stack>.yaml from the working directory (required)")
-	out := flag.String("out", "", "directory to write <node>.yaml into (required)")
-	secretsFile := flag.String("secrets", "", "the cluster's talosctl secrets.yaml; without it a throwaway bundle is used")
-	bringUp := flag.Bool("bring-up", false, "render the bring-up phase of a new cluster (default CNI, before the Cilium handover)")
-	flag.Parse()
+	flags := flag.NewFlagSet("render", flag.ContinueOnError)
+	stack := flags.String("stack", "", "stack name: reads Pulumi.<stack>.yaml from the working directory (required)")
+	out := flags.String("out", "", "directory to write <node>.yaml into (required)")
+	secretsFile := flags.String("secrets", "", "the cluster's talosctl secrets.yaml; without it a throwaway bundle is used")
+	bringUp := flags.Bool("bring-up", false, "render the bring-up phase of a new cluster (default CNI, before the Cilium handover)")
+	if err := flags.Parse(os.Args[1:]); err != nil {
+		os.Exit(exitCode(err))
+	}
 	if *stack == "" || *out == "" {
 		fmt.Fprintln(os.Stderr, "render: --stack and --out are required")
-		flag.Usage()
+		flags.Usage()
 		os.Exit(2)
 	}
 	if err := run(*stack, *out, *secretsFile, *bringUp); err != nil {
@@ -87,4 +90,12 @@ func run(stack, out, secretsFile string, bringUp bool) error {
 		fmt.Println(path)
 	}
 	return nil
+}
+
+// exitCode is the status of a flag-parsing error: 0 for -help, 2 otherwise.
+func exitCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }

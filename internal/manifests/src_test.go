@@ -14,6 +14,8 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"homelab/internal/manifests"
+	"homelab/internal/stackconfig"
 	"homelab/src"
 )
 
@@ -89,5 +91,13 @@ func TestStrictDecodingCatchesATypo(t *testing.T) {
 	typo := "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: x}\nspec:\n  gatewayClassName: cilium\n  listners: []\n"
 	if err := sigsyaml.UnmarshalStrict([]byte(typo), &gatewayv1.Gateway{}); err == nil || !strings.Contains(err.Error(), "listners") {
 		t.Errorf("a misspelt field decoded: %v", err)
+	}
+}
+
+// TestThePinnedGatewayAPIReleaseIsVendored fails, naming the vendoring command, when the program's
+// default Gateway API release (which Renovate bumps) has no vendored CRDs.
+func TestThePinnedGatewayAPIReleaseIsVendored(t *testing.T) {
+	if _, err := manifests.GatewayAPICRDs(src.FS, stackconfig.DefaultGatewayAPIVersion); err != nil {
+		t.Error(err)
 	}
 }

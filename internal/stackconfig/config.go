@@ -103,17 +103,21 @@ type AddressRange struct {
 	Stop  string `json:"stop"`
 }
 
-// Defaults.
+// Defaults. Renovate keeps the pinned versions current (renovate.json reads the comments).
 const (
-	DefaultGatewayAPIVersion   = "v1.2.1"
-	DefaultCiliumVersion       = "1.18.3"
-	DefaultVault               = "kubernetes"
-	DefaultConnectItem         = "onepassword-connect"
+	// renovate: datasource=github-releases depName=kubernetes-sigs/gateway-api
+	DefaultGatewayAPIVersion = "v1.2.1"
+	// renovate: datasource=helm registryUrl=https://helm.cilium.io depName=cilium
+	DefaultCiliumVersion = "1.18.3"
+	DefaultVault         = "kubernetes"
+	DefaultConnectItem   = "onepassword-connect"
+	// renovate: datasource=helm registryUrl=https://1password.github.io/connect-helm-charts depName=connect
 	DefaultConnectChartVersion = "2.4.1"
-	DefaultArgoCDChartVersion  = "10.1.1"
-	DefaultArgoCDRevision      = "main"
-	DefaultArgoCDPath          = "src/apps"
-	DefaultArgoCDAdminItem     = "argocd"
+	// renovate: datasource=helm registryUrl=https://argoproj.github.io/argo-helm depName=argo-cd
+	DefaultArgoCDChartVersion = "10.1.1"
+	DefaultArgoCDRevision     = "main"
+	DefaultArgoCDPath         = "src/apps"
+	DefaultArgoCDAdminItem    = "argocd"
 )
 
 // Cluster is the homelab:cluster key.

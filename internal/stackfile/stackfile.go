@@ -6,13 +6,18 @@ package stackfile
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"gopkg.in/yaml.v3"
 
 	"homelab/internal/stackconfig"
 )
@@ -28,6 +33,9 @@ type Stack struct {
 // Load reads dir/Pulumi.yaml and dir/Pulumi.<stack>.yaml and checks the stack's homelab:* values
 // against the declarations in Pulumi.yaml. Every problem is reported at once.
 func Load(dir, stack string) (*Stack, error) {
+	if err := checkYAML(filepath.Join(dir, "Pulumi.yaml")); err != nil {
+		return nil, err
+	}
 	proj, err := workspace.LoadProject(filepath.Join(dir, "Pulumi.yaml"))
 	if err != nil {
 		return nil, fmt.Errorf("Pulumi.yaml: %w", err)
@@ -36,6 +44,22 @@ func Load(dir, stack string) (*Stack, error) {
 		return nil, fmt.Errorf("Pulumi.yaml: project name is %q; the program reads config in the %q namespace", proj.Name, stackconfig.Namespace)
 	}
 	file := filepath.Join(dir, "Pulumi."+stack+".yaml")
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		existing, _ := filepath.Glob(filepath.Join(dir, "Pulumi.*.yaml"))
+		var names []string
+		for _, f := range existing {
+			names = append(names, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "Pulumi."), ".yaml"))
+		}
+		known := "there is no stack file yet"
+		if len(names) > 0 {
+			known = "the stacks here are " + strings.Join(names, ", ")
+		}
+		return nil, fmt.Errorf("%s does not exist (%s): check the stack name, or create the stack with "+
+			"`pulumi stack select --create %s` and set its homelab:cluster (docs/configuration.md)", filepath.Base(file), known, stack)
+	}
+	if err := checkYAML(file); err != nil {
+		return nil, err
+	}
 	ps, err := workspace.LoadProjectStack(nil, proj, file)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(file), err)
@@ -78,6 +102,34 @@ func Load(dir, stack string) (*Stack, error) {
 	}
 	return s, nil
 }
+
+// checkYAML reports a YAML syntax error with the line it is on. The parser often names another
+// line (the start of the enclosing block, or one off), as does the CLI's loader; the line here is
+// the first one after the longest valid beginning of the file.
+func checkYAML(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var doc yaml.Node
+	perr := yaml.Unmarshal(data, &doc)
+	if perr == nil {
+		return nil
+	}
+	lines := strings.Split(string(data), "\n")
+	at := 1
+	for k := len(lines) - 1; k >= 1; k-- {
+		var prefix yaml.Node
+		if yaml.Unmarshal([]byte(strings.Join(lines[:k], "\n")), &prefix) == nil {
+			at = k + 1
+			break
+		}
+	}
+	msg := lineMention.ReplaceAllString(perr.Error(), "")
+	return fmt.Errorf("%s: not valid YAML at line %d (%q): %s", filepath.Base(path), at, strings.TrimSpace(lines[at-1]), msg)
+}
+
+var lineMention = regexp.MustCompile(`^yaml: line \d+: `)
 
 // typed returns the value in the shape ValidateConfigValue expects: objects and lists decoded.
 func typed(v config.Value, text string) any {

@@ -50,12 +50,22 @@ func project(t *testing.T, stack string) string {
 	return dir
 }
 
+func TestAMissingStackFileIsReportedAsMissing(t *testing.T) {
+	dir := project(t, "config:\n  homelab:cluster: {}\n")
+	_, err := stackfile.Load(dir, "typo")
+	if err == nil || !strings.Contains(err.Error(), "Pulumi.typo.yaml does not exist (the stacks here are lab)") {
+		t.Errorf("error %v; want the missing file named, with the stacks that exist", err)
+	}
+}
+
 func TestStackFileProblemsAreCaught(t *testing.T) {
 	cases := map[string]struct{ stack, want string }{
 		"undeclared key":  {"config:\n  homelab:clustr: {}\n  homelab:cluster: {}\n", "homelab:clustr is not declared in Pulumi.yaml"},
 		"wrong type":      {"config:\n  homelab:cluster: norns\n", "homelab:cluster must be of type object"},
 		"missing key":     {"config:\n  other:key: 1\n", "homelab:cluster is required"},
-		"invalid YAML":    {"config:\n  homelab:cluster: [\n", "Pulumi.lab.yaml"},
+		"invalid YAML":    {"config:\n  homelab:cluster: [\n", "Pulumi.lab.yaml: not valid YAML at line 2"},
+		"misindented key": {"config:\n  homelab:cluster:\n    name: norns\n   endpoint: x\n", `not valid YAML at line 4 ("endpoint: x")`},
+		"unclosed flow":   {"config:\n  homelab:cluster:\n    nodes:\n      - {name: urd\n    endpoint: y\n", "not valid YAML at line 4"},
 		"other namespace": {"config:\n  talos:imageFactoryUrl: https://factory.example\n  homelab:cluster: {}\n", ""},
 	}
 	for name, tc := range cases {

@@ -5,7 +5,7 @@
 // separate module so the program never depends on any of it.
 module homelab/lab/sim
 
-go 1.26.6
+go 1.26.8
 
 require (
 	github.com/cosi-project/runtime v1.10.7
