@@ -10,6 +10,7 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
 
 	"homelab/internal/drift"
+	_ "homelab/internal/golden" // defines -update, so `go test ./... -update` runs here too
 	"homelab/internal/render"
 	"homelab/internal/stackconfig"
 	"homelab/internal/stackfile"

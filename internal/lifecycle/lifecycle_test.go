@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	_ "homelab/internal/golden" // defines -update, so `go test ./... -update` runs here too
 	"homelab/internal/lifecycle"
 	"homelab/internal/stackconfig"
 )

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
+	_ "homelab/internal/golden" // defines -update, so `go test ./... -update` runs here too
 	"homelab/internal/stackconfig"
 )
 
