@@ -62,7 +62,7 @@ func labNameOf(addr string) string {
 func labDir(t *testing.T) string {
 	dir := os.Getenv("LAB_DIR")
 	if _, err := os.Stat(filepath.Join(dir, "ready")); dir == "" || err != nil {
-		t.Skip("lab not built: run lab/build, then LAB_DIR=.lab go test -v -run Lab .")
+		t.Skip("lab not built: run lab/build, then LAB_DIR=$PWD/.lab go test -count=1 -timeout 80m -v -run Lab . (or mise run lab)")
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {

@@ -1,8 +1,11 @@
 // Command drift compares the machine config each node of a stack runs with the config the program
 // would apply, and can undo the difference:
 //
-//	go run ./cmd/drift --stack norns          # report; exit 0 in step, 2 drifted, 1 on error
+//	go run ./cmd/drift --stack norns          # report; exit 0 in step, 2 drifted, 1 on any error
 //	go run ./cmd/drift --stack norns --undo   # then re-apply the program's config to the drifted nodes
+//
+// `go run` itself exits 1 whenever the command fails; a script that tells 2 from 1 builds it first
+// (`go build -o .bin/drift ./cmd/drift`, as `mise run drift` and the drift workflow do).
 //
 // It reads each node through talosctl (on PATH) with the stack's talosconfig output and renders the
 // program's configs with the cluster's real secrets (the stack's talosSecrets output), both from
@@ -41,12 +44,12 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
-		os.Exit(2)
+		os.Exit(1) // not flag's usual 2: a scheduled check must never read a typo as "drifted"
 	}
 	if *stack == "" {
 		fmt.Fprintln(os.Stderr, "drift: --stack is required")
 		flags.Usage()
-		os.Exit(2)
+		os.Exit(1)
 	}
 	code, err := run(*stack, *talosconfig, *secretsFile, *undo, *yes)
 	if err != nil {
