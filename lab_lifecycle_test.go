@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,27 @@ func TestLabTalosAndKubernetesUpgrades(t *testing.T) {
 		}
 		l.noNodeTouched(l.mustUp())
 	})
+}
+
+// TestLabKernelArgumentsReachTheBootEntry changes machine.install.extraKernelArgs on a cluster
+// without secure boot: Talos writes a boot entry's arguments only at an install or upgrade, and from
+// the config in effect rather than the staged one, so each node gets exactly one upgrade and then
+// boots with the new arguments; a second run changes nothing.
+func TestLabKernelArgumentsReachTheBootEntry(t *testing.T) {
+	c := stack(t, "norns")
+	c["secureBoot"] = false
+	l, _ := adoptedLab(t, c)
+	want := []string{"net.ifnames=0", "talos.dashboard.disabled=1"}
+	l.setData(srcWith(t, map[string]string{"talos/patches/kernel-args.yaml": "machine:\n  install:\n    extraKernelArgs:\n      - net.ifnames=0\n      - talos.dashboard.disabled=1\n"}))
+	s := l.mustUp()
+	l.figures("kernel arguments", s)
+	downOnce(t, l, s, "upgrade")
+	for _, n := range l.w.snapshot().Nodes {
+		if !slices.Equal(n.KernelArgs, want) {
+			t.Errorf("%s boots with kernel arguments %q, want %q", labNameOf(n.Address), n.KernelArgs, want)
+		}
+	}
+	l.noNodeTouched(l.mustUp())
 }
 
 // TestLabNodeRemoval removes a worker, then a control plane, from a five-node stack with a plain

@@ -338,6 +338,23 @@ func TestLabDriftIsFoundAndUndone(t *testing.T) {
 		}
 		l.noNodeTouched(l.mustUp())
 	})
+
+	t.Run("a gate run again on a node that rebooted since its last apply", func(t *testing.T) {
+		// A power cut or a reboot by hand: urd boots its config from disk and has nothing staged
+		// (no MachineConfig "persistent"). A gate that runs again without its stage (a new gate.sh,
+		// a renewed kubeconfig) must find nothing to do, not fail.
+		l.talosctl(t, "urd", "reboot", "--wait", "--timeout", "5m")
+		l.waitRunning(t)
+		gate := []string{"urn:pulumi:norns::homelab::homelab:talos:Rollout$command:local:Command::config-gate-urd"}
+		s := l.upWith(optup.Target(gate), optup.Replace(gate))
+		if s.err != nil {
+			t.Fatalf("the gate failed on a node with nothing staged: %v\n%s", s.err, tail(s.output))
+		}
+		if r := count(s.events, "reboot"); len(r) != 0 {
+			t.Errorf("the gate rebooted %v", r)
+		}
+		l.noNodeTouched(l.mustUp())
+	})
 }
 
 // driftNodes reads the drift the way cmd/drift does, with the real talosctl.

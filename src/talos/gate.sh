@@ -37,6 +37,43 @@ seconds() { case "$1" in *m) echo $(( ${1%m} * 60 ));; *s) echo "${1%s}";; *) ec
 # newer A B: version A is newer than version B.
 newer() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | tail -n 1)" = "$1" ]; }
 mark() { printf '%s' "$1" | sha256sum | cut -c1-16; }
+# config ID FILE: writes the node's MachineConfig resource ID ("v1alpha1", the config in effect;
+# "persistent", the one it boots next) to FILE. Fails (status 1) when the node has no such
+# resource: Talos creates "persistent" only when a config is applied, never when a boot loads it
+# from disk (acquire.go:200-206 in Talos v1.11.5), so after a reboot nothing is staged. Any other
+# error stops the gate.
+config() {
+  if talos get machineconfig "$1" -o jsonpath='{.spec}' >"$2" 2>"$work/get.err"; then return 0; fi
+  if grep -q NotFound "$work/get.err"; then return 1; fi
+  cat "$work/get.err" >&2
+  exit 1
+}
+# kernel_args FILE: machine.install.extraKernelArgs of a machine config, as Talos encodes it (block
+# style, one item per line), as a JSON list.
+kernel_args() {
+  awk '
+    function indent(s) { match(s, /^ */); return RLENGTH }
+    /^---/ { if (state) exit; next }
+    { ind = indent($0); line = substr($0, ind + 1) }
+    line == "" || line ~ /^#/ { next }
+    ind == 0 { if (state) exit; if (line ~ /^machine:/) state = 1; next }
+    state == 3 && ind >= ki && line ~ /^- / {
+      v = substr(line, 3)
+      if (v ~ /^\047.*\047$/) { v = substr(v, 2, length(v) - 2); gsub(/\047\047/, "\047", v) }
+      else if (v ~ /^".*"$/) v = substr(v, 2, length(v) - 2)
+      e = ""
+      for (i = 1; i <= length(v); i++) { c = substr(v, i, 1); if (c == "\\" || c == "\"") e = e "\\"; e = e c }
+      out = out (n++ ? "," : "") "\"" e "\""
+      next
+    }
+    state == 3 { state = 2 }
+    state == 2 && ind <= mi { state = 1 }
+    state == 1 && !mi { mi = ind }
+    state == 1 && ind == mi && line ~ /^install:/ { state = 2; next }
+    state == 2 && line ~ /^extraKernelArgs:/ { state = 3; ki = ind; next }
+    END { print "[" out "]" }
+  ' "$1"
+}
 
 # What the node ran after the last run of this gate (none on the first run).
 previous="${PULUMI_COMMAND_STDOUT:-}"
@@ -63,18 +100,30 @@ if [ "$running_version" != "$TALOS_VERSION" ] || [ "$running_schematic" != "$SCH
   action=upgrade
 elif [ -n "$last_roll" ] && [ "$last_roll" != "$ROLL_MARK" ]; then
   action=reboot
-else
-  talos get machineconfig persistent -o jsonpath='{.spec}' >"$work/staged.yaml"
+elif config persistent "$work/staged.yaml"; then
   if ! out=$(talos apply-config --dry-run --mode no-reboot --file "$work/staged.yaml" 2>&1); then
     case "$out" in
       *"can't be applied in immediate mode"*) action=reboot ;;
       *) printf '%s\n' "$out" >&2; exit 1 ;;
     esac
   fi
-fi
+fi # else nothing is staged: the node rebooted since the last apply and runs what its disk holds
 
 case $action in
   upgrade)
+    # Talos writes the new boot entry with the kernel arguments of the config in effect, not of
+    # the staged one (internal/pkg/install/install.go:267-279). When they differ, put the staged
+    # arguments in effect first: a try-mode patch of machine.install alone, which Talos applies
+    # live, never writes to disk (the staged config stays what the node boots) and ends with the
+    # upgrade's reboot.
+    if config persistent "$work/staged.yaml" && config v1alpha1 "$work/active.yaml"; then
+      staged_args=$(kernel_args "$work/staged.yaml")
+      if [ "$staged_args" != "$(kernel_args "$work/active.yaml")" ]; then
+        echo "$NODE_NAME: kernel arguments for the new boot entry: $staged_args" >&2
+        talos patch machineconfig --mode try --timeout "$TIMEOUT" \
+          --patch "[{\"op\": \"add\", \"path\": \"/machine/install/extraKernelArgs\", \"value\": $staged_args}]" >&2
+      fi
+    fi
     echo "$NODE_NAME: upgrading from Talos $running_version (schematic $running_schematic) to $IMAGE" >&2
     talos upgrade --image "$IMAGE" --wait --timeout "$TIMEOUT" >&2 ;;
   reboot)

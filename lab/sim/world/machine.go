@@ -134,17 +134,27 @@ func (s *machineServer) ApplyConfiguration(ctx context.Context, in *machine.Appl
 			timeout = in.TryModeTimeout.AsDuration()
 		}
 		modeDetails += fmt.Sprintf("\nThe config is applied in 'try' mode and will be automatically reverted back in %s", timeout)
+		n.mu.Lock()
+		boot := n.bootID
+		n.mu.Unlock()
 		n.w.applyLive(n, cfg, false)
 		go func() {
 			time.Sleep(labtime.Lab(timeout))
-			n.w.applyLive(n, current, false)
+			// The rollback timer lives in machined's memory (v1alpha1_runtime.go:80-93): a
+			// reboot (an upgrade) before it fires ends it, and the node boots from STATE.
+			n.mu.Lock()
+			same := n.bootID == boot
+			n.mu.Unlock()
+			if same {
+				n.w.applyLive(n, current, false)
+			}
 		}()
 	case machine.ApplyConfigurationRequest_NO_REBOOT:
 		n.w.applyLive(n, cfg, true)
 	case machine.ApplyConfigurationRequest_STAGED:
 		n.mu.Lock()
 		changed := n.persisted == nil || string(n.persisted.bytes) != string(cfg.bytes)
-		n.persisted = cfg
+		n.persisted, n.persistentShown = cfg, true
 		if n.rt != nil {
 			_ = n.rt.syncLocked()
 		}

@@ -51,7 +51,12 @@ type Node struct {
 	// active is the config in effect; persisted is STATE/config.yaml, what the next boot loads.
 	// They differ after a staged apply.
 	active, persisted *machineConfig
-	bootID            string
+	// persistentShown: the node serves a MachineConfig "persistent" resource. Talos creates it
+	// only when a config is applied (v1alpha1_server.go:278-293 through SetPersistedConfig,
+	// v1alpha1_runtime.go:113-116); a boot that loads the config from STATE alone does not
+	// (acquire.go:200-206), so after any reboot the node has none until the next apply.
+	persistentShown bool
+	bootID          string
 	// etcd is true while the node is an etcd member (its /var/lib/etcd holds data).
 	etcd   bool
 	etcdID uint64
@@ -163,6 +168,7 @@ func (n *Node) boot(start time.Time, real time.Duration) {
 		return
 	}
 	n.bootID = uuid.NewString()
+	n.persistentShown = false
 	maintenance := n.persisted == nil
 	if !maintenance {
 		n.active = n.persisted

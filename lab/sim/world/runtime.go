@@ -257,7 +257,7 @@ func (rt *bootRuntime) syncLocked() error {
 	if err := putMachineConfig(ctx, st, cfg, configres.ActiveID); err != nil {
 		return err
 	}
-	if n.persisted != nil {
+	if n.persisted != nil && n.persistentShown {
 		if err := putMachineConfig(ctx, st, n.persisted, configres.PersistentID); err != nil {
 			return err
 		}

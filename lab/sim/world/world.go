@@ -447,7 +447,7 @@ func (w *World) applyLive(n *Node, cfg *machineConfig, persist bool) {
 	changed := old == nil || string(old.bytes) != string(cfg.bytes)
 	n.active = cfg
 	if persist {
-		n.persisted = cfg
+		n.persisted, n.persistentShown = cfg, true
 	}
 	rt := n.rt
 	var kubeletChanged bool
