@@ -121,16 +121,17 @@ func (r *recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) 
 		}
 		return resource.NewPropertyMapFromMap(map[string]any{"uuid": "vault-uuid", "name": "kubernetes"}), nil
 	case itemInvoke:
-		fields, ok := r.vault[args.Args["title"].StringValue()]
-		if !ok {
-			return nil, fmt.Errorf("item not found")
+		title := args.Args["title"].StringValue()
+		fields, ok := r.vault[title]
+		if !ok { // the op CLI's wording, which the program tells from other errors
+			return nil, fmt.Errorf("%q isn't an item in the %q vault. Specify the item with its UUID, name, or domain", title, args.Args["vault"].StringValue())
 		}
 		var fs []any
 		for label, value := range fields {
 			fs = append(fs, map[string]any{"label": label, "value": value, "type": "CONCEALED"})
 		}
 		return resource.NewPropertyMapFromMap(map[string]any{
-			"title": args.Args["title"].StringValue(), "sections": []any{map[string]any{"label": "", "fields": fs}},
+			"title": title, "uuid": "uuid-" + title, "sections": []any{map[string]any{"label": "", "fields": fs}},
 		}), nil
 	case templateInvoke:
 		var opts map[string]any

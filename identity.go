@@ -23,6 +23,8 @@ type identity struct {
 	Restore bool
 	// Given is true when the operator put secrets.yaml in the project directory.
 	Given bool
+	// New is true for a new cluster: no state, and the nodes wait in maintenance mode.
+	New bool
 	// Import is the import ID of the secrets bundle, "" when the state holds it (or, for a new
 	// cluster, when the run creates it).
 	Import string
@@ -34,7 +36,7 @@ type identity struct {
 // its state; a new cluster creates one; an adopted cluster with no state imports its own, from
 // secrets.yaml when given, otherwise from the 1Password backup item (read with the vault).
 func planIdentity(ctx *pulumi.Context, adopt bool, prev *lifecycle.Deployed) identity {
-	id := identity{Restore: adopt && prev == nil}
+	id := identity{Restore: adopt && prev == nil, New: !adopt && prev == nil}
 	if id.Restore {
 		_, err := os.Stat(filepath.Join(projectDir(ctx), identityFile))
 		id.Given = err == nil

@@ -350,15 +350,52 @@ func (l *lab) loseState() {
 	l.configure(l.cluster)
 }
 
+// labVaultItem is an item of the 1Password simulator's vault file (lab/sim/cmd/pulumi-resource-onepassword).
+type labVaultItem struct {
+	UUID     string            `json:"uuid"`
+	Title    string            `json:"title"`
+	Category string            `json:"category,omitempty"`
+	Tags     []string          `json:"tags,omitempty"`
+	Section  string            `json:"section,omitempty"`
+	Fields   map[string]string `json:"fields"`
+}
+
+// writeVault writes the lab's vaults, items by title (each item's UUID is its title).
 func writeVault(t *testing.T, state string, vault map[string]map[string]map[string]string) {
 	t.Helper()
-	b, err := json.Marshal(vault)
+	file := map[string][]labVaultItem{}
+	for name, items := range vault {
+		file[name] = []labVaultItem{}
+		titles := make([]string, 0, len(items))
+		for title := range items {
+			titles = append(titles, title)
+		}
+		sort.Strings(titles)
+		for _, title := range titles {
+			file[name] = append(file[name], labVaultItem{UUID: title, Title: title, Fields: items[title]})
+		}
+	}
+	b, err := json.Marshal(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(state, "vault.json"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// readVaultItems reads the lab's vault: its items by vault.
+func readVaultItems(t *testing.T, state string) map[string][]labVaultItem {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, "vault.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string][]labVaultItem
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // labCluster turns a cluster config into the lab's: node addresses and the endpoint on loopback.
@@ -429,7 +466,11 @@ func collect(ch chan events.EngineEvent, ops map[string]string, engine *[]apityp
 		*engine = append(*engine, e.EngineEvent)
 		if e.ResourcePreEvent != nil {
 			m := e.ResourcePreEvent.Metadata
-			ops[m.URN[strings.LastIndex(m.URN, "::")+2:]] = string(m.Op)
+			// A component and its resource may share a name (backup): the resource's op wins.
+			name := m.URN[strings.LastIndex(m.URN, "::")+2:]
+			if _, ok := ops[name]; !ok || !strings.HasPrefix(m.Type, "homelab:") {
+				ops[name] = string(m.Op)
+			}
 		}
 	}
 	close(done)

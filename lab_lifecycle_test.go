@@ -25,7 +25,34 @@ func adoptedLab(t *testing.T, c map[string]any) (*lab, *runningCluster) {
 	if r := count(s.events, "reboot"); len(r) != 0 {
 		t.Fatalf("the restore rebooted %v", r)
 	}
+	l.settleBackup()
 	return l, rc
+}
+
+// settleBackup runs the up that follows a restore: the restore imported the vault's backup item
+// as it was, and its identity import issued a new admin client certificate, so this run writes
+// the renewed talosconfig to that item, in place, and changes nothing else.
+func (l *lab) settleBackup() {
+	l.t.Helper()
+	s := l.mustUp()
+	if got := strings.Join(changedResources(s), ", "); got != "backup update" {
+		l.t.Errorf("the run after the restore changed %q, want only the backup item's update", got)
+	}
+	l.noNodeTouched(s)
+	if n := backupItems(l.t, l); n != 1 {
+		l.t.Errorf("the vault holds %d items titled talos-norns, want 1", n)
+	}
+}
+
+// backupItems counts the vault's items titled talos-norns.
+func backupItems(t *testing.T, l *lab) int {
+	n := 0
+	for _, it := range readVaultItems(t, l.w.state)["kubernetes"] {
+		if it.Title == "talos-norns" {
+			n++
+		}
+	}
+	return n
 }
 
 func fiveNodesAdopted(t *testing.T) map[string]any {

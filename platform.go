@@ -54,7 +54,7 @@ func buildPlatform(ctx *pulumi.Context, cfg *stackconfig.Config, in *inputs, t *
 	}
 
 	if _, err := components.NewClusterBackup(ctx, "backup", &components.ClusterBackupArgs{VaultUUID: v.UUID,
-		Title: cfg.OnePassword.BackupItem, Secrets: t.secrets, Talosconfig: t.boot.Talosconfig}); err != nil {
+		Title: cfg.OnePassword.BackupItem, Secrets: t.secrets, Talosconfig: t.boot.Talosconfig, Existing: v.BackupID}); err != nil {
 		return err
 	}
 	connect, err := components.NewOnePasswordConnect(ctx, "onepassword", &components.OnePasswordConnectArgs{

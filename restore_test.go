@@ -78,3 +78,70 @@ func TestAStackThatDeployedNeverImports(t *testing.T) {
 		}
 	}
 }
+
+// One backup item per cluster: 1Password allows two items of one title, and a read by title then
+// fails, so a restore that added a second one would break the next restore.
+func TestRestoreAdoptsTheBackupItemItRestoresFrom(t *testing.T) {
+	for name, opts := range map[string]func(dir string) runOpts{
+		"from the backup": func(dir string) runOpts {
+			return runOpts{restore: true, root: dir, vault: backupVault("cluster:\n  id: from-the-vault\n")}
+		},
+		"from a given secrets.yaml": func(dir string) runOpts {
+			if err := os.WriteFile(filepath.Join(dir, "secrets.yaml"), []byte("cluster:\n  id: given\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return runOpts{restore: true, root: dir, vault: backupVault("cluster:\n  id: given\n")}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := mustRun(t, stack(t, "norns"), opts(t.TempDir()))
+			item := r.get(t, itemToken, "backup")
+			if got, want := item.Req.GetImportId(), "vaults/vault-uuid/items/uuid-talos-norns"; got != want {
+				t.Errorf("the backup item is registered with import ID %q, want %q (the item restored from)", got, want)
+			}
+			ignored := strings.Join(item.Req.GetIgnoreChanges(), ",")
+			for _, p := range []string{"sections", "tags", "category"} {
+				if !strings.Contains(ignored, p) {
+					t.Errorf("the import compares %s (ignoreChanges %q): the restore renewed the talosconfig, so it would never match", p, ignored)
+				}
+			}
+		})
+	}
+}
+
+func TestRestoreWithoutABackupItemCreatesOne(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "secrets.yaml"), []byte("cluster:\n  id: given\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRun(t, stack(t, "norns"), runOpts{restore: true, root: dir})
+	if id := r.get(t, itemToken, "backup").Req.GetImportId(); id != "" {
+		t.Errorf("the backup item is imported from %q though the vault has none", id)
+	}
+}
+
+func TestNewClusterStopsWhenTheVaultHoldsABackup(t *testing.T) {
+	r := runProgram(t, freshNorns(t), runOpts{vault: backupVault("cluster:\n  id: another\n")})
+	if r.err == nil {
+		t.Fatal("a new cluster went on beside an existing backup item of its title")
+	}
+	for _, want := range []string{`already holds "talos-norns"`, "homelab:cluster.adopt to true", "archive or rename"} {
+		if !strings.Contains(r.err.Error(), want) {
+			t.Errorf("the error does not say %q:\n%v", want, r.err)
+		}
+	}
+	if len(r.resources) != 0 {
+		t.Errorf("registered %s before failing", r.names(""))
+	}
+}
+
+func TestBackupCategoryNeverReplacesTheItem(t *testing.T) {
+	r := mustRun(t, stack(t, "norns"), runOpts{})
+	item := r.get(t, itemToken, "backup")
+	if id := item.Req.GetImportId(); id != "" {
+		t.Errorf("a stack with state imports its backup from %q", id)
+	}
+	if !strings.Contains(strings.Join(item.Req.GetIgnoreChanges(), ","), "category") {
+		t.Error("a category change would replace the backup item, and RetainOnDelete would leave two of one title")
+	}
+}

@@ -16,6 +16,10 @@ type vault struct {
 	UUID                      string
 	ConnectCredentials, Token pulumi.StringOutput
 	Backup                    string
+	// BackupID is the provider ID of the backup item a restore finds in the vault: the run adopts
+	// it rather than adding a second item of the same title, which would break every later read
+	// of the backup by its title. "" when the run creates the item, or the state holds it.
+	BackupID string
 }
 
 // readVault checks that every item and field the cluster needs is in the vault, before anything
@@ -49,13 +53,32 @@ func readVault(ctx *pulumi.Context, cfg *stackconfig.Config, id identity) (*vaul
 	connect := items[cfg.OnePassword.ConnectItem]
 	credentials, _ := connect.Field("credentials")
 	token, _ := connect.Field("token")
-	var backup string
-	if fromBackup {
-		backup, _ = items[cfg.OnePassword.BackupItem].Field("secrets.yaml")
+	var backup, backupID string
+	switch {
+	case fromBackup:
+		item := items[cfg.OnePassword.BackupItem]
+		backup, _ = item.Field("secrets.yaml")
+		backupID = onepassword.ItemID(uuid, item.UUID)
+	case id.Restore || id.New:
+		item, err := onepassword.Lookup(ctx, uuid, cfg.OnePassword.Vault, cfg.OnePassword.BackupItem)
+		if err != nil {
+			return nil, err
+		}
+		if item != nil && id.New {
+			return nil, fmt.Errorf("1Password: vault %q already holds %q, the backup of a cluster identity, and this run would create "+
+				"a new cluster (homelab:cluster.adopt is false and the stack has no state) whose backup would be a second item of "+
+				"that title; nothing was registered and no node was touched. If that item is this running cluster's, set "+
+				"homelab:cluster.adopt to true to restore the stack from it; if its cluster is gone for good, archive or rename "+
+				"the item (or set homelab:onepassword.backupItem to another title)", cfg.OnePassword.Vault, cfg.OnePassword.BackupItem)
+		}
+		if item != nil {
+			backupID = onepassword.ItemID(uuid, item.UUID)
+		}
 	}
 	return &vault{
 		UUID:               uuid,
 		Backup:             backup,
+		BackupID:           backupID,
 		ConnectCredentials: pulumi.ToSecret(pulumi.String(credentials)).(pulumi.StringOutput),
 		Token:              pulumi.ToSecret(pulumi.String(token)).(pulumi.StringOutput),
 	}, nil

@@ -20,11 +20,19 @@ type ClusterBackupArgs struct {
 	Secrets *ClusterSecrets
 	// Talosconfig is the admin talosconfig (secret). Required.
 	Talosconfig pulumi.StringInput
+	// Existing is the provider ID of the backup item already in the vault (a restore), which
+	// this run adopts instead of adding a second item of the same title. Optional.
+	Existing string
 }
 
 // ClusterBackup writes the Talos secrets bundle (in talosctl's secrets.yaml form) and the
 // talosconfig to a 1Password item, so losing the Pulumi state does not lose the cluster. Destroy
 // leaves the item in the vault.
+//
+// There is only ever one item of the title: a restore imports the item it restored from, taking
+// its fields as they are for that run (the restore renewed the admin client certificate, so the
+// next run writes the new talosconfig to the item, in place). The category is never compared:
+// a change would replace the item, and with RetainOnDelete leave the old one beside the new.
 type ClusterBackup struct {
 	pulumi.ResourceState
 
@@ -49,11 +57,7 @@ func NewClusterBackup(ctx *pulumi.Context, name string, args *ClusterBackupArgs,
 			{Label: "secrets.yaml", Type: "CONCEALED", Value: pulumi.ToSecret(bundle).(pulumi.StringOutput)},
 			{Label: "talosconfig", Type: "CONCEALED", Value: args.Talosconfig},
 		},
-	},
-		pulumi.Parent(b),
-		// The backup outlives the stack.
-		pulumi.RetainOnDelete(true),
-	)
+	}, backupOptions(b, args.Existing)...)
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +66,18 @@ func NewClusterBackup(ctx *pulumi.Context, name string, args *ClusterBackupArgs,
 		return nil, err
 	}
 	return b, nil
+}
+
+func backupOptions(parent pulumi.Resource, existing string) []pulumi.ResourceOption {
+	opts := []pulumi.ResourceOption{
+		pulumi.Parent(parent),
+		// The backup outlives the stack.
+		pulumi.RetainOnDelete(true),
+	}
+	if existing == "" {
+		return append(opts, pulumi.IgnoreChanges([]string{"category"}))
+	}
+	return append(opts, pulumi.Import(pulumi.ID(existing)), pulumi.IgnoreChanges([]string{"category", "sections", "tags"}))
 }
 
 // SecretsYAML writes a bundle in the form of talosctl's secrets.yaml (`talosctl gen secrets`),

@@ -96,6 +96,46 @@ func GetItem(ctx *pulumi.Context, vaultUUID, title string, opts ...pulumi.Invoke
 	return &it, nil
 }
 
+// ItemID is the provider's ID of an item, which an import takes: vaults/<vault UUID>/items/<item
+// UUID> (terraform-provider-onepassword v2.1.2, internal/provider/onepassword_item_resource.go:445-458).
+func ItemID(vaultUUID, itemUUID string) string {
+	return "vaults/" + vaultUUID + "/items/" + itemUUID
+}
+
+// Lookup reads an item that may be absent: it returns nil without an error when the vault has no
+// item of that title, and an error naming the fix when it has more than one (1Password allows
+// that; a read by title then fails). Other errors are returned as they are.
+func Lookup(ctx *pulumi.Context, vaultUUID, vault, title string, opts ...pulumi.InvokeOption) (*Item, error) {
+	it, err := GetItem(ctx, vaultUUID, title, opts...)
+	switch {
+	case err == nil:
+		return it, nil
+	case absent(err):
+		return nil, nil
+	case duplicated(err):
+		return nil, duplicateError(vault, title, err)
+	}
+	return nil, fmt.Errorf("1Password: reading item %q of vault %q: %w", title, vault, err)
+}
+
+// absent and duplicated classify a read by title that failed: the op CLI's own wording for a
+// service account ("... isn't an item in the ... vault", "More than one item matches ..."), or the
+// Connect SDK's ("Found N item(s) in vault ... with title ...": connect-sdk-go client.go:291-305).
+func absent(err error) bool {
+	return strings.Contains(err.Error(), "isn't an item") || strings.Contains(err.Error(), "Found 0 item(s)")
+}
+
+func duplicated(err error) bool {
+	return strings.Contains(err.Error(), "More than one item matches") ||
+		(strings.Contains(err.Error(), " item(s) in vault ") && !strings.Contains(err.Error(), "Found 0 item(s)"))
+}
+
+func duplicateError(vault, title string, err error) error {
+	return fmt.Errorf("1Password: vault %q holds more than one item titled %q, so none can be read by its title: keep the one "+
+		"that is this cluster's (for the backup, the one whose secrets.yaml has this cluster's id) and archive or rename the "+
+		"others (%v)", vault, title, err)
+}
+
 // Field returns the value of the field with this label in any section (or the item's password
 // for the label "password"), and whether it exists and is not empty.
 func (it *Item) Field(label string) (string, bool) {
@@ -187,6 +227,10 @@ func Require(ctx *pulumi.Context, vault string, needs []Need, opts ...pulumi.Inv
 	var problems []string
 	for _, need := range needs {
 		it, err := GetItem(ctx, v.UUID, need.Title, opts...)
+		if err != nil && duplicated(err) {
+			problems = append(problems, duplicateError(vault, need.Title, err).Error())
+			continue
+		}
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("vault %q has no item %q (%v): add it with %s", vault, need.Title, err, describe(need.Fields, nil)))
 			continue

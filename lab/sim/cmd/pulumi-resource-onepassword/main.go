@@ -1,10 +1,15 @@
 // Command pulumi-resource-onepassword simulates the 1Password provider plugin
 // (1Password/pulumi-onepassword 1.1.4, bridging terraform-provider-onepassword v2.1.2) for the
-// lab, with a vault kept in $LAB_STATE/vault.json. getVault finds a vault by name ("No vault found
-// with name ..." otherwise); getItem reads an item by title ("Unable to read item, got error: ..."
-// for a missing one); an Item is written to the vault, and a change of vault or category
-// replaces it (the only RequiresReplace attributes of the TF resource; the bridge marks none
-// itself, provider/resources.go:124-129).
+// lab, with a vault kept in $LAB_STATE/vault.json. Items have a UUID and a title, and titles need
+// not be unique, as in 1Password. getVault finds a vault by name ("No vault found with name ..."
+// otherwise); getItem reads an item by title or UUID through the op CLI (`op item get <title>
+// --vault <uuid>`: cli/op.go:99-114), which fails on no match and on more than one, and the data
+// source reports "Unable to read item, got error: ..." (onepassword_item_data_source.go:286). The
+// op CLI is closed source: its two messages are its wording as printed, not cited from code. An
+// Item's create always adds a new item (cli/op.go:116-124), even when one of that title exists;
+// its ID is vaults/<vault>/items/<item> (onepassword_item_resource.go:449-458), which an import
+// takes as is (:445-447); a change of vault or category replaces it (the only RequiresReplace
+// attributes of the TF resource, :160,172; the bridge marks none itself, provider/resources.go:124-129).
 package main
 
 import (
@@ -14,7 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
@@ -22,8 +29,18 @@ import (
 	"homelab/lab/sim/simprov"
 )
 
-// Vault is the lab's 1Password: vaults by name, items by title, fields by label.
-type Vault map[string]map[string]map[string]string
+// Vault is the lab's 1Password: vaults by name, each a list of items.
+type Vault map[string][]Item
+
+// Item is one vault item; fields are by label.
+type Item struct {
+	UUID     string            `json:"uuid"`
+	Title    string            `json:"title"`
+	Category string            `json:"category,omitempty"`
+	Tags     []string          `json:"tags,omitempty"`
+	Section  string            `json:"section,omitempty"`
+	Fields   map[string]string `json:"fields"`
+}
 
 func main() {
 	simprov.Main(simprov.Provider{
@@ -32,10 +49,13 @@ func main() {
 			"onepassword:index/item:Item": {
 				Replaces: []string{"vault", "category"},
 				Create: func(r simprov.Request) (string, resource.PropertyMap, error) {
-					out, err := write(r)
-					return "vaults/" + simprov.Str(r.News, "vault") + "/items/" + simprov.Str(r.News, "title"), out, err
+					return write(r, "")
 				},
-				Update: write,
+				Update: func(r simprov.Request) (resource.PropertyMap, error) {
+					_, out, err := write(r, r.ID)
+					return out, err
+				},
+				Read: read,
 			},
 		},
 		Functions: map[string]func(resource.PropertyMap) (resource.PropertyMap, error){
@@ -43,6 +63,35 @@ func main() {
 			"onepassword:index/getItem:getItem":   getItem,
 		},
 	})
+}
+
+func itemID(vault, uuid string) string { return "vaults/" + vault + "/items/" + uuid }
+
+// find returns the items of vault whose title or UUID is key, as `op item get` matches them.
+func find(v Vault, vault, key string) []*Item {
+	var out []*Item
+	for i := range v[vault] {
+		if it := &v[vault][i]; it.Title == key || it.UUID == key {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// one is `op item get key --vault vault`: exactly one item, or op's error.
+func one(v Vault, vault, key string) (*Item, error) {
+	switch found := find(v, vault, key); len(found) {
+	case 0:
+		return nil, fmt.Errorf("%q isn't an item in the %q vault. Specify the item with its UUID, name, or domain", key, vault)
+	case 1:
+		return found[0], nil
+	default:
+		ids := make([]string, len(found))
+		for i, it := range found {
+			ids[i] = it.UUID
+		}
+		return nil, fmt.Errorf("More than one item matches %q. Try again and specify the item by its ID:\n%s", key, strings.Join(ids, "\n"))
+	}
 }
 
 // update reads and changes the vault file under a lock.
@@ -90,37 +139,95 @@ func getVault(args resource.PropertyMap) (resource.PropertyMap, error) {
 
 func getItem(args resource.PropertyMap) (resource.PropertyMap, error) {
 	vault, title := simprov.Str(args, "vault"), simprov.Str(args, "title")
-	var fields map[string]string
+	var item Item
 	err := update(func(v Vault) error {
-		item, ok := v[vault][title]
-		if !ok {
-			return fmt.Errorf("Unable to read item, got error: item %q not found in vault %q", title, vault)
+		it, err := one(v, vault, title)
+		if err != nil {
+			return fmt.Errorf("Unable to read item, got error: %w", err)
 		}
-		fields = item
+		item = *it
 		return nil
 	})
 	labevent.Log(labevent.Dir(), labevent.Event{Actor: "onepassword", Op: "read-item", Detail: title})
 	if err != nil {
 		return nil, err
 	}
-	labels := make([]string, 0, len(fields))
-	for l := range fields {
+	labels := make([]string, 0, len(item.Fields))
+	for l := range item.Fields {
 		labels = append(labels, l)
 	}
 	sort.Strings(labels)
 	var fs []any
 	for _, l := range labels {
-		fs = append(fs, map[string]any{"id": l, "label": l, "type": "CONCEALED", "purpose": "", "value": fields[l]})
+		fs = append(fs, map[string]any{"id": l, "label": l, "type": "CONCEALED", "purpose": "", "value": item.Fields[l]})
 	}
 	return resource.NewPropertyMapFromMap(map[string]any{
-		"id": "vaults/" + vault + "/items/" + title, "uuid": title, "vault": vault, "title": title,
-		"sections": []any{map[string]any{"id": "s", "label": "", "fields": fs}},
+		"id": itemID(vault, item.UUID), "uuid": item.UUID, "vault": vault, "title": item.Title,
+		"sections": []any{map[string]any{"id": "s", "label": item.Section, "fields": fs}},
 	}), nil
 }
 
-func write(r simprov.Request) (resource.PropertyMap, error) {
+// inputs is an item as the provider's state holds it: what an import reads back.
+func inputs(vault string, it *Item) resource.PropertyMap {
+	labels := make([]string, 0, len(it.Fields))
+	for l := range it.Fields {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	var fs []any
+	for _, l := range labels {
+		fs = append(fs, map[string]any{"label": l, "type": "CONCEALED", "value": it.Fields[l]})
+	}
+	m := map[string]any{"vault": vault, "title": it.Title, "sections": []any{map[string]any{"label": it.Section, "fields": fs}}}
+	if it.Category != "" {
+		m["category"] = it.Category
+	}
+	if len(it.Tags) > 0 {
+		tags := make([]any, len(it.Tags))
+		for i, t := range it.Tags {
+			tags[i] = t
+		}
+		m["tags"] = tags
+	}
+	return resource.NewPropertyMapFromMap(m)
+}
+
+// read answers an import by ID (vaults/<vault>/items/<uuid>); a refresh keeps the state.
+func read(r simprov.Request) (string, resource.PropertyMap, resource.PropertyMap, error) {
+	if len(r.Olds) > 0 {
+		return r.ID, r.Olds, r.OldInputs, nil
+	}
+	parts := strings.Split(r.ID, "/")
+	if len(parts) != 4 || parts[0] != "vaults" || parts[2] != "items" {
+		return "", nil, nil, fmt.Errorf("invalid ID %q: want vaults/<vault>/items/<item>", r.ID)
+	}
+	var in resource.PropertyMap
+	err := update(func(v Vault) error {
+		it, err := one(v, parts[1], parts[3])
+		if err != nil {
+			return err
+		}
+		in = inputs(parts[1], it)
+		return nil
+	})
+	if err != nil {
+		return "", nil, nil, err
+	}
+	out := in.Copy()
+	out["uuid"] = resource.NewStringProperty(parts[3])
+	labevent.Log(labevent.Dir(), labevent.Event{Actor: "onepassword", Op: "import-item", Detail: simprov.Str(in, "title")})
+	return r.ID, out, in, nil
+}
+
+// write creates an item (id "") or rewrites the item of id.
+func write(r simprov.Request, id string) (string, resource.PropertyMap, error) {
 	vault, title := simprov.Str(r.News, "vault"), simprov.Str(r.News, "title")
-	fields := map[string]string{}
+	it := Item{Title: title, Category: simprov.Str(r.News, "category"), Fields: map[string]string{}}
+	if tags := r.News["tags"]; tags.IsArray() {
+		for _, t := range tags.ArrayValue() {
+			it.Tags = append(it.Tags, t.StringValue())
+		}
+	}
 	sections := r.News["sections"]
 	for sections.IsSecret() {
 		sections = sections.SecretValue().Element
@@ -130,6 +237,7 @@ func write(r simprov.Request) (resource.PropertyMap, error) {
 			for sec.IsSecret() {
 				sec = sec.SecretValue().Element
 			}
+			it.Section = simprov.Str(sec.ObjectValue(), "label")
 			fv := sec.ObjectValue()["fields"]
 			for fv.IsSecret() {
 				fv = fv.SecretValue().Element
@@ -138,22 +246,37 @@ func write(r simprov.Request) (resource.PropertyMap, error) {
 				for f.IsSecret() {
 					f = f.SecretValue().Element
 				}
-				fields[simprov.Str(f.ObjectValue(), "label")] = simprov.Str(f.ObjectValue(), "value")
+				it.Fields[simprov.Str(f.ObjectValue(), "label")] = simprov.Str(f.ObjectValue(), "value")
 			}
 		}
 	}
 	err := update(func(v Vault) error {
-		if v[vault] == nil {
+		if _, ok := v[vault]; !ok {
 			return fmt.Errorf("1Password Item create error: vault %q not found", vault)
 		}
-		v[vault][title] = fields
+		if id == "" {
+			it.UUID = fmt.Sprintf("item%d", time.Now().UnixNano())
+			v[vault] = append(v[vault], it)
+			id = itemID(vault, it.UUID)
+			return nil
+		}
+		parts := strings.Split(id, "/")
+		if len(parts) != 4 {
+			return fmt.Errorf("invalid ID %q", id)
+		}
+		old, err := one(v, vault, parts[3])
+		if err != nil {
+			return err
+		}
+		it.UUID = old.UUID
+		*old = it
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	labevent.Log(labevent.Dir(), labevent.Event{Actor: "onepassword", Op: "write-item", Detail: title})
 	out := r.News.Copy()
-	out["uuid"] = resource.NewStringProperty(title)
-	return out, nil
+	out["uuid"] = resource.NewStringProperty(it.UUID)
+	return id, out, nil
 }
