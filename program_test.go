@@ -31,6 +31,7 @@ func TestSecretsAreProtected(t *testing.T) {
 
 func TestContractNeverChangesUnderARunningCluster(t *testing.T) {
 	c := stack(t, "norns")
+	delete(c, "contract")
 	c["talosVersion"] = "v1.12.0" // an upgrade that forgot to pin the contract
 	r := runProgram(t, c, runOpts{storedContract: "v1.11"})
 	if r.err == nil || !strings.Contains(r.err.Error(), "set homelab:cluster.contract: v1.11 in the stack file") {

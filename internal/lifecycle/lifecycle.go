@@ -76,7 +76,7 @@ func Decide(prev *Deployed, c stackconfig.Cluster) (Plan, error) {
 	}
 	if prev.TalosVersion != c.TalosVersion {
 		p.TalosFrom, p.TalosTo = prev.TalosVersion, c.TalosVersion
-		errs = append(errs, checkTalos(prev.TalosVersion, c.TalosVersion, talosTo))
+		errs = append(errs, checkTalos(prev.TalosVersion, c.TalosVersion, talosTo), checkContract(prev.TalosVersion, c))
 	}
 	if prev.KubernetesVersion != c.KubernetesVersion {
 		p.KubernetesFrom, p.KubernetesTo = prev.KubernetesVersion, c.KubernetesVersion
@@ -106,6 +106,28 @@ func checkTalos(from, to string, target *compatibility.TalosVersion) error {
 		return fmt.Errorf("homelab:cluster.talosVersion: Talos %s cannot be upgraded to %s directly: %w; upgrade through the versions in between, one run each", from, to, err)
 	}
 	return nil
+}
+
+// checkContract refuses a Talos minor upgrade that would move the config contract unasked: with no
+// homelab:cluster.contract the contract is talosVersion's major.minor, and a new contract changes
+// the defaults Talos generates on every running node. The contract stays where it was unless the
+// stack file says otherwise.
+func checkContract(from string, c stackconfig.Cluster) error {
+	old, now := majorMinor(from), majorMinor(c.TalosVersion)
+	if c.Contract != "" || old == now {
+		return nil
+	}
+	return fmt.Errorf("homelab:cluster.contract: talosVersion moves from %s to %s and no contract is set, so the machine-config contract "+
+		"would follow from %s to %s and change the defaults Talos generates on every node: set contract: %s to keep it (and move it "+
+		"later, deliberately, as its own previewed change), or contract: %s to move it with the upgrade", from, c.TalosVersion, old, now, old, now)
+}
+
+func majorMinor(v string) string {
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(parts) < 2 {
+		return v
+	}
+	return "v" + parts[0] + "." + parts[1]
 }
 
 // checkKubernetes allows one minor version up at a time, as talosctl upgrade-k8s does

@@ -63,6 +63,8 @@ func TestRefusedChangesNameTheKeyAndTheFix(t *testing.T) {
 			[]string{"homelab:cluster.kubernetesVersion", "too new to be used with Talos"}},
 		{"two control planes at once", three("v1.11.5", "v1.34.1"), norns("v1.11.5", "v1.34.1", "urd"),
 			[]string{"homelab:cluster.nodes", "2 control planes removed in one run"}},
+		{"a minor upgrade that would move the contract", three("v1.10.8", "v1.33.5"), three("v1.11.5", "v1.33.5"),
+			[]string{"homelab:cluster.contract", "from v1.10 to v1.11", "set contract: v1.10 to keep it", "contract: v1.11 to move it"}},
 		{"the endpoint's node", three("v1.11.5", "v1.34.1"), norns("v1.11.5", "v1.34.1", "verdandi", "skuld"),
 			[]string{"homelab:cluster.nodes", "urd is removed but homelab:cluster.endpoint", "move the endpoint"}},
 	} {
@@ -84,5 +86,19 @@ func TestKubernetesMayMoveOneMinorWithinTheMatrix(t *testing.T) {
 	prev := deployed(norns("v1.11.5", "v1.33.5", "urd"))
 	if _, err := lifecycle.Decide(prev, norns("v1.11.5", "v1.34.2", "urd")); err != nil {
 		t.Errorf("1.33 to 1.34 on Talos 1.11 refused: %v", err)
+	}
+}
+
+func TestContractStaysUnlessTheStackMovesIt(t *testing.T) {
+	prev := deployed(norns("v1.10.8", "v1.33.5", "urd", "verdandi", "skuld"))
+	for _, contract := range []string{"v1.10", "v1.11"} {
+		now := norns("v1.11.5", "v1.33.5", "urd", "verdandi", "skuld")
+		now.Contract = contract
+		if _, err := lifecycle.Decide(prev, now); err != nil {
+			t.Errorf("contract %s set explicitly: %v", contract, err)
+		}
+	}
+	if _, err := lifecycle.Decide(deployed(norns("v1.11.5", "v1.34.1", "urd")), norns("v1.11.6", "v1.34.1", "urd")); err != nil {
+		t.Errorf("a patch release moves no contract, yet: %v", err)
 	}
 }
