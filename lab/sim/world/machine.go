@@ -340,7 +340,9 @@ func (s *machineServer) EtcdLeaveCluster(ctx context.Context, _ *machine.EtcdLea
 	if err := s.checkControlplane("etcd leave"); err != nil {
 		return nil, err
 	}
-	s.node().w.etcdLeave(s.node())
+	if err := s.node().w.etcdLeave(s.node()); err != nil {
+		return nil, err
+	}
 	return &machine.EtcdLeaveClusterResponse{Messages: []*machine.EtcdLeaveCluster{{}}}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/siderolabs/talos/pkg/machinery/api/common"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 
 	"homelab/lab/sim/labevent"
@@ -329,7 +330,21 @@ func (n *Node) reset(actorID string, graceful, reboot bool, labels []string) {
 		if graceful {
 			n.w.drain(n)
 			if cp {
-				n.w.etcdLeave(n)
+				if err := n.w.etcdLeave(n); err != nil {
+					// The sequence fails at its leaveEtcd task: the node stays up (cordoned), and
+					// the controller reports the failure as a sequence event
+					// (v1alpha1_controller.go:141-158, v1alpha1_sequencer_tasks.go:886-938).
+					if rt != nil {
+						rt.events.publish(&machine.SequenceEvent{Sequence: "reset", Action: machine.SequenceEvent_STOP}, actorID)
+						rt.events.publish(&machine.SequenceEvent{Sequence: "reset", Action: machine.SequenceEvent_NOOP,
+							Error: &common.Error{Code: common.Code_FATAL, Message: "sequence failed: " + err.Error()}}, actorID)
+					}
+					n.mu.Lock()
+					n.phase = phaseRunning
+					n.mu.Unlock()
+					n.log("reset-failed", err.Error(), start, 0)
+					return
+				}
 			}
 		}
 		time.Sleep(labtime.Lab(labtime.Shutdown))

@@ -360,10 +360,38 @@ func (w *World) etcdMembers() []*machine.EtcdMember {
 	return out
 }
 
+// errNotEnoughStartedMembers is etcd's refusal to remove a voting member when the members left
+// could not form a quorum: for the last member, always (etcd v3.6.5
+// server/etcdserver/server.go:1612-1632, api/membership/cluster.go:742-770, errors/errors.go:32;
+// the strict reconfiguration check is on by default, embed/config.go:121, and Talos leaves it on).
+// Talos's LeaveCluster retries only Unhealthy and Stopped (internal/pkg/etcd/etcd.go:158-182).
+var errNotEnoughStartedMembers = errors.New("etcdserver: re-configuration failed due to not enough started members")
+
+// mayRemove is etcd's check before removing member id. Every member the world knows has started
+// once (etcd's IsStarted: it has a name). The caller holds w.mu.
+func (w *World) mayRemove(id uint64) error {
+	left := 0
+	for other := range w.etcd {
+		if other != id {
+			left++
+		}
+	}
+	if left < left/2+1 {
+		return errNotEnoughStartedMembers
+	}
+	return nil
+}
+
 // etcdLeave removes n's own member and its data (internal/pkg/etcd/etcd.go:152-194; a member
 // already gone is success).
-func (w *World) etcdLeave(n *Node) {
+func (w *World) etcdLeave(n *Node) error {
 	w.mu.Lock()
+	if _, ok := w.etcd[n.etcdID]; ok {
+		if err := w.mayRemove(n.etcdID); err != nil {
+			w.mu.Unlock()
+			return fmt.Errorf("failed to leave cluster: %w", err)
+		}
+	}
 	delete(w.etcd, n.etcdID)
 	w.mu.Unlock()
 	n.mu.Lock()
@@ -371,6 +399,7 @@ func (w *World) etcdLeave(n *Node) {
 	n.mu.Unlock()
 	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-leave", Node: n.Addr})
 	w.syncAPIServers()
+	return nil
 }
 
 func (w *World) etcdRemove(id uint64) bool {
