@@ -25,7 +25,9 @@ type Deployed struct {
 	Cluster           string `json:"cluster"`
 	TalosVersion      string `json:"talosVersion"`
 	KubernetesVersion string `json:"kubernetesVersion"`
-	Nodes             []Node `json:"nodes"`
+	// SecureBoot is the boot mode the nodes were installed with; nil in records of older runs.
+	SecureBoot *bool  `json:"secureBoot,omitempty"`
+	Nodes      []Node `json:"nodes"`
 }
 
 // Node is a deployed node.
@@ -37,7 +39,8 @@ type Node struct {
 
 // Record is what a run with cluster c deploys.
 func Record(c stackconfig.Cluster) Deployed {
-	d := Deployed{Cluster: c.Name, TalosVersion: c.TalosVersion, KubernetesVersion: c.KubernetesVersion}
+	secureBoot := c.SecureBoot
+	d := Deployed{Cluster: c.Name, TalosVersion: c.TalosVersion, KubernetesVersion: c.KubernetesVersion, SecureBoot: &secureBoot}
 	for _, n := range c.Nodes {
 		d.Nodes = append(d.Nodes, Node{Name: n.Name, Address: n.Address, Role: n.Role})
 	}
@@ -81,6 +84,13 @@ func Decide(prev *Deployed, c stackconfig.Cluster) (Plan, error) {
 	if prev.KubernetesVersion != c.KubernetesVersion {
 		p.KubernetesFrom, p.KubernetesTo = prev.KubernetesVersion, c.KubernetesVersion
 		errs = append(errs, checkKubernetes(prev, c.KubernetesVersion))
+	}
+	if prev.SecureBoot != nil && *prev.SecureBoot != c.SecureBoot {
+		// The installer image kind changes with it, but an upgrade keeps the node's boot loader: a
+		// node installed with GRUB does not come up under systemd-boot with enrolled keys, or back.
+		errs = append(errs, fmt.Errorf("homelab:cluster.secureBoot: the nodes were installed with secureBoot %t and the stack says %t; "+
+			"switching the boot mode of a running node is not an upgrade but a new install from the other boot media (and, to turn "+
+			"secure boot on, the firmware's keys enrolled), which this program does not do to a running cluster: set it back to %t", *prev.SecureBoot, c.SecureBoot, *prev.SecureBoot))
 	}
 	p.Removed, err = removed(prev, c)
 	errs = append(errs, err)

@@ -65,6 +65,11 @@ func TestRefusedChangesNameTheKeyAndTheFix(t *testing.T) {
 			[]string{"homelab:cluster.nodes", "2 control planes removed in one run"}},
 		{"a minor upgrade that would move the contract", three("v1.10.8", "v1.33.5"), three("v1.11.5", "v1.33.5"),
 			[]string{"homelab:cluster.contract", "from v1.10 to v1.11", "set contract: v1.10 to keep it", "contract: v1.11 to move it"}},
+		{"secure boot switched on a running cluster", three("v1.11.5", "v1.34.1"), func() stackconfig.Cluster {
+			c := three("v1.11.5", "v1.34.1")
+			c.SecureBoot = true
+			return c
+		}(), []string{"homelab:cluster.secureBoot", "installed with secureBoot false", "set it back to false"}},
 		{"the endpoint's node", three("v1.11.5", "v1.34.1"), norns("v1.11.5", "v1.34.1", "verdandi", "skuld"),
 			[]string{"homelab:cluster.nodes", "urd is removed but homelab:cluster.endpoint", "move the endpoint"}},
 	} {
