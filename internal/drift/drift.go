@@ -162,7 +162,38 @@ func documents(b []byte) (clear, hidden map[string]any, err error) {
 	if hidden, err = enc(cfg.RedactSecrets(redacted)); err != nil {
 		return nil, nil, err
 	}
+	for _, doc := range hidden {
+		hideMore(doc)
+	}
 	return clear, hidden, nil
+}
+
+// secretKeys are fields that hold secrets beyond those Talos's own redaction covers (which is the
+// bundle's keys and tokens only: pkg/machinery/config/types/v1alpha1/v1alpha1_provider.go:124-168
+// in v1.11.5): registry credentials (machine.registries.config.*.auth), WireGuard keys, disk
+// encryption passphrases, file and inline-manifest contents, manifest headers, and the
+// environment of extension services. Their values are compared, never shown.
+var secretKeys = map[string]bool{
+	"auth": true, "password": true, "identityToken": true, "privateKey": true, "presharedKey": true,
+	"passphrase": true, "content": true, "contents": true, "extraManifestHeaders": true, "environment": true,
+}
+
+// hideMore replaces the values of secretKeys, at any depth, with the redaction marker.
+func hideMore(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if secretKeys[k] {
+				v[k] = redacted
+				continue
+			}
+			hideMore(x)
+		}
+	case []any:
+		for _, x := range v {
+			hideMore(x)
+		}
+	}
 }
 
 // diffPaths lists the dotted paths where a and b differ: the deepest maps are walked key by key;

@@ -172,6 +172,47 @@ func TestSecretFieldsAreComparedButNeverShown(t *testing.T) {
 	}
 }
 
+func TestSecretsTalosDoesNotRedactAreNeverShownEither(t *testing.T) {
+	c, talos, bundle, held := inStep(t)
+	const password, manifest, authKey = "registry-pass-Qx7", "kind: Secret # inline-manifest-Qx7", "tskey-auth-Qx7"
+	held["skuld"]["v1alpha1"] = patched(t, held["skuld"]["v1alpha1"], `machine:
+  registries:
+    config:
+      ghcr.io:
+        auth: {username: bot, password: `+password+`}
+  files:
+    - {path: /var/etc/token, op: create, permissions: 0o600, content: "`+password+`"}
+cluster:
+  inlineManifests:
+    - {name: extra, contents: "`+manifest+`"}
+---
+apiVersion: v1alpha1
+kind: ExtensionServiceConfig
+name: tailscale
+environment:
+  - TS_AUTHKEY=`+authKey+`
+`)
+	got, err := drift.Nodes(c, talos, bundle, held.read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if !drift.Report(&out, got) {
+		t.Fatal("the changes were not reported as drift")
+	}
+	report := out.String()
+	for _, s := range []string{password, manifest, authKey, "Qx7"} {
+		if strings.Contains(report, s) {
+			t.Errorf("the report shows the secret value %q:\n%s", s, report)
+		}
+	}
+	for _, path := range []string{"machine.registries", "machine.files", "cluster.inlineManifests", "ExtensionServiceConfig/tailscale"} {
+		if !strings.Contains(report, path) {
+			t.Errorf("the report does not name %s:\n%s", path, report)
+		}
+	}
+}
+
 func TestUndoReappliesOnlyTheDriftedNodes(t *testing.T) {
 	c, talos, bundle, held := inStep(t)
 	held["skuld"]["v1alpha1"] = patched(t, held["skuld"]["v1alpha1"], "machine:\n  kubelet:\n    extraConfig:\n      maxPods: 250\n")
