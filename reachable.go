@@ -18,7 +18,7 @@ const answerTimeout = 5 * time.Second
 
 // reachable stops `pulumi up`, before any node is touched, when a listed node's Talos API does not
 // answer within seconds: the Talos provider would retry every call to it for its whole 10-minute
-// timeout, once per resource. It checks that the API port completes a TLS handshake (a node in
+// timeout, once per resource. It checks that the API port accepts a TCP connection (a node in
 // maintenance mode answers too). A preview skips it: it contacts no node.
 func reachable(ctx *pulumi.Context, nodes []stackconfig.Node) error {
 	if ctx.DryRun() {

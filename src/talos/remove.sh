@@ -3,12 +3,16 @@
 # gate: Talos's health checks would otherwise still find the node's Kubernetes Node (and, for a
 # control plane, its etcd member) and fail with "unexpected nodes".
 #
-# 1. Drain the node (it may be down: the wait is bounded, and the node's pods go with its Node).
+# 1. Drain the node. It may be down: pods whose deletion has waited a minute are not waited for
+#    (a NotReady node's kubelet never confirms them), and they go with its Node.
 # 2. A control plane leaves etcd: `talosctl etcd leave` on the node, or, if it does not answer,
-#    `etcd remove-member` from another control plane. Refused unless every other member is healthy.
+#    `etcd remove-member` from another control plane. etcd itself refuses a removal that would
+#    leave too few members for a quorum; the program removes at most one control plane per run and
+#    never the last (internal/lifecycle).
 # 3. Delete the Kubernetes Node.
 # The node itself is left running (or down) as it is; with homelab:cluster.resetOnDestroy its
-# reset runs at the end of the run (config-reset-<node>), back to maintenance mode.
+# reset runs at the end of the run (config-reset-<node>), back to maintenance mode. Without it, a
+# node left running rejoins at its next boot (etcd, its Node): reset it or power it off.
 #
 # Input (environment): NODE_NAME, NODE_ADDRESS, ROLE, ENDPOINT (another control plane), TIMEOUT,
 # TALOSCONFIG_DATA and KUBECONFIG_DATA (secrets).
@@ -26,7 +30,8 @@ kube() { kubectl --kubeconfig "$work/kubeconfig" "$@"; }
 via() { e=$1 n=$2; shift 2; talosctl --talosconfig "$work/talosconfig" --endpoints "$e" --nodes "$n" "$@"; }
 
 if kube get node "$NODE_NAME" >/dev/null 2>&1; then
-  kube drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --force --timeout "$TIMEOUT" >&2 ||
+  kube drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --force --skip-wait-for-delete-timeout=60 \
+    --timeout "$TIMEOUT" >&2 ||
     echo "$NODE_NAME: not every pod left in time; its pods go with the Node" >&2
 fi
 
