@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+
 	"homelab/internal/golden"
 )
 
@@ -97,6 +99,14 @@ func (r *result) graph() string {
 		if mode, ok := res.Inputs["applyMode"]; ok {
 			fmt.Fprintf(&b, "  applyMode: %s\n", str(mode))
 		}
+		// The versions a command moves nodes to: an upgrade shows in the graph as these.
+		if env := res.Inputs["environment"]; env.IsObject() {
+			for _, k := range []resource.PropertyKey{"TALOS_VERSION", "KUBERNETES_VERSION"} {
+				if v, ok := env.ObjectValue()[k]; ok && v.IsString() {
+					fmt.Fprintf(&b, "  %s: %s\n", k, v.StringValue())
+				}
+			}
+		}
 		lines = append(lines, b.String())
 	}
 	sort.Strings(lines)
@@ -116,13 +126,31 @@ func TestResourceGraphMatchesReviewedGolden(t *testing.T) {
 		}
 	}
 	removal["nodes"] = stay
+	// The same stack dropping a control plane instead: it leaves etcd before the gate.
+	cpRemoval := fiveNodes(t)
+	cpRemoval["adopt"] = true
+	cpBefore := deployedRecord(cpRemoval)
+	var cpStay []any
+	for _, n := range cpRemoval["nodes"].([]any) {
+		if n.(map[string]any)["name"] != "skuld" {
+			cpStay = append(cpStay, n)
+		}
+	}
+	cpRemoval["nodes"] = cpStay
+	// norns moving to Talos v1.11.6 and Kubernetes v1.34.2: upgrade-k8s before any config that
+	// carries the new version, then the gates upgrade each node in roll order.
+	upgrade := stack(t, "norns")
+	upgradeBefore := deployedRecord(upgrade)
+	upgrade["talosVersion"], upgrade["kubernetesVersion"] = "v1.11.6", "v1.34.2"
 	for name, run := range map[string]struct {
 		cluster map[string]any
 		opts    runOpts
 	}{
-		"norns-adopted":    {stack(t, "norns"), runOpts{}},
-		"fresh-five-nodes": {fiveNodes(t), runOpts{}},
-		"remove-a-worker":  {removal, runOpts{previous: before}},
+		"norns-adopted":                {stack(t, "norns"), runOpts{}},
+		"fresh-five-nodes":             {fiveNodes(t), runOpts{}},
+		"remove-a-worker":              {removal, runOpts{previous: before}},
+		"remove-a-control-plane":       {cpRemoval, runOpts{previous: cpBefore}},
+		"upgrade-talos-and-kubernetes": {upgrade, runOpts{previous: upgradeBefore}},
 	} {
 		r := mustRun(t, run.cluster, run.opts)
 		golden.Check(t, filepath.Join("testdata", "graph", name+".golden"), []byte(r.graph()))
