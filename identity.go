@@ -73,7 +73,9 @@ func (id *identity) prepare(ctx *pulumi.Context, backup string) error {
 	id.Import = identityFile
 	return ctx.Log.Warn(fmt.Sprintf("restore: this stack has no state and homelab:cluster.adopt is true, so this run rebuilds the state "+
 		"from the running cluster; the cluster identity is imported from %s, never created; nodes get their managed config staged, "+
-		"and only a node whose running config differs in a way Talos cannot apply live reboots, one at a time", source), nil)
+		"and only a node whose running config differs in a way Talos cannot apply live reboots, one at a time; the nodes' configs "+
+		"show here as creates, so to see first what would change on which node, run cmd/drift with the backup item's secrets.yaml "+
+		"and talosconfig (docs/operations.md, \"The Pulumi state is gone\")", source), nil)
 }
 
 // done removes the file prepare wrote, once the provider has imported it.
