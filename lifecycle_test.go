@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -115,5 +116,31 @@ func TestKernelArgsUnderSecureBootAreRefusedUpFront(t *testing.T) {
 	}
 	if len(r.resources) != 0 {
 		t.Errorf("registered %s", r.names(""))
+	}
+}
+
+// The refusal to switch secureBoot reads the boot mode from the deployment record the program
+// exports, so the record must carry it: run once, feed the export back as the last deployment.
+func TestSecureBootCannotBeSwitchedUnderADeployedCluster(t *testing.T) {
+	c := stack(t, "norns")
+	first := mustRun(t, c, runOpts{})
+	b, err := json.Marshal(first.outputs[deployedOutput])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev map[string]any
+	if err := json.Unmarshal(b, &prev); err != nil {
+		t.Fatal(err)
+	}
+	if prev["secureBoot"] != true {
+		t.Fatalf("the exported record %s does not keep the boot mode", b)
+	}
+	c["secureBoot"] = false
+	r := runProgram(t, c, runOpts{previous: prev})
+	if r.err == nil || !strings.Contains(r.err.Error(), "homelab:cluster.secureBoot") {
+		t.Fatalf("switching secureBoot under a deployed cluster gave %v", r.err)
+	}
+	if len(r.resources) != 0 {
+		t.Errorf("registered %s before failing", r.names(""))
 	}
 }

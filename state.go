@@ -50,6 +50,6 @@ func record(c stackconfig.Cluster) pulumi.Map {
 	}
 	return pulumi.Map{
 		"cluster": pulumi.String(d.Cluster), "talosVersion": pulumi.String(d.TalosVersion),
-		"kubernetesVersion": pulumi.String(d.KubernetesVersion), "nodes": nodes,
+		"kubernetesVersion": pulumi.String(d.KubernetesVersion), "secureBoot": pulumi.Bool(*d.SecureBoot), "nodes": nodes,
 	}
 }
