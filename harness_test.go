@@ -126,12 +126,18 @@ func (r *recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) 
 		if !ok { // the op CLI's wording, which the program tells from other errors
 			return nil, fmt.Errorf("%q isn't an item in the %q vault. Specify the item with its UUID, name, or domain", title, args.Args["vault"].StringValue())
 		}
-		var fs []any
+		var fs, tags []any
 		for label, value := range fields {
+			if label == tagsField {
+				for _, tag := range strings.Split(value, ",") {
+					tags = append(tags, tag)
+				}
+				continue
+			}
 			fs = append(fs, map[string]any{"label": label, "value": value, "type": "CONCEALED"})
 		}
 		return resource.NewPropertyMapFromMap(map[string]any{
-			"title": title, "uuid": "uuid-" + title, "sections": []any{map[string]any{"label": "", "fields": fs}},
+			"title": title, "uuid": "uuid-" + title, "tags": tags, "sections": []any{map[string]any{"label": "", "fields": fs}},
 		}), nil
 	case templateInvoke:
 		var opts map[string]any
@@ -237,6 +243,9 @@ type runOpts struct {
 	// config adds or replaces stack settings.
 	config map[string]string
 }
+
+// tagsField, in a fixture vault item, holds the item's tags (comma-separated), not a field.
+const tagsField = "(tags)"
 
 // Fixture vault contents; tests look for these values in clear text where they must not be.
 const (

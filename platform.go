@@ -54,7 +54,8 @@ func buildPlatform(ctx *pulumi.Context, cfg *stackconfig.Config, in *inputs, t *
 	}
 
 	if _, err := components.NewClusterBackup(ctx, "backup", &components.ClusterBackupArgs{VaultUUID: v.UUID,
-		Title: cfg.OnePassword.BackupItem, Secrets: t.secrets, Talosconfig: t.boot.Talosconfig, Existing: v.BackupID}); err != nil {
+		Title: cfg.OnePassword.BackupItem, Secrets: t.secrets, Talosconfig: t.boot.Talosconfig, Existing: v.BackupID,
+		StackTag: components.StackTag(ctx.Project(), ctx.Stack())}); err != nil {
 		return err
 	}
 	connect, err := components.NewOnePasswordConnect(ctx, "onepassword", &components.OnePasswordConnectArgs{

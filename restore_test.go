@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,5 +144,25 @@ func TestBackupCategoryNeverReplacesTheItem(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(item.Req.GetIgnoreChanges(), ","), "category") {
 		t.Error("a category change would replace the backup item, and RetainOnDelete would leave two of one title")
+	}
+}
+
+// A new cluster's first run that stopped half-way (say, at an install) has written its backup item,
+// tagged with the stack, and no deployment record yet: its next run is the same new cluster going
+// on, not a second cluster beside a backup.
+func TestNewClusterResumesBesideItsOwnBackupItem(t *testing.T) {
+	v := backupVault("cluster:\n  id: this-one\n")
+	v["talos-norns"][tagsField] = "talos,pulumi,pulumi-stack/homelab/norns"
+	r := mustRun(t, freshNorns(t), runOpts{vault: v})
+	item := r.get(t, itemToken, "backup")
+	if id := item.Req.GetImportId(); id != "" {
+		t.Errorf("the run imports its own backup item from %q; the state holds it", id)
+	}
+	if !strings.Contains(fmt.Sprint(item.Inputs["tags"]), "pulumi-stack/homelab/norns") {
+		t.Errorf("the backup item does not carry the stack's tag: %v", item.Inputs["tags"])
+	}
+	v["talos-norns"][tagsField] = "talos,pulumi,pulumi-stack/homelab/other"
+	if r := runProgram(t, freshNorns(t), runOpts{vault: v}); r.err == nil {
+		t.Error("a new cluster went on beside another stack's backup item")
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"homelab/components"
 	"homelab/internal/onepassword"
 	"homelab/internal/stackconfig"
 )
@@ -63,6 +64,11 @@ func readVault(ctx *pulumi.Context, cfg *stackconfig.Config, id identity) (*vaul
 		item, err := onepassword.Lookup(ctx, uuid, cfg.OnePassword.Vault, cfg.OnePassword.BackupItem)
 		if err != nil {
 			return nil, err
+		}
+		if item != nil && id.New && item.HasTag(components.StackTag(ctx.Project(), ctx.Stack())) {
+			// This stack wrote it in a first run that stopped before its end (the deployment
+			// record comes last): the state holds the item, and the run goes on.
+			break
 		}
 		if item != nil && id.New {
 			return nil, fmt.Errorf("1Password: vault %q already holds %q, the backup of a cluster identity, and this run would create "+

@@ -23,7 +23,13 @@ type ClusterBackupArgs struct {
 	// Existing is the provider ID of the backup item already in the vault (a restore), which
 	// this run adopts instead of adding a second item of the same title. Optional.
 	Existing string
+	// StackTag is a tag naming the stack that writes the item (StackTag()). Required.
+	StackTag string
 }
+
+// StackTag is the tag a stack's backup item carries: a new cluster's first run that stopped
+// half-way has written its item already, and its next run must know the item as its own.
+func StackTag(project, stack string) string { return "pulumi-stack/" + project + "/" + stack }
 
 // ClusterBackup writes the Talos secrets bundle (in talosctl's secrets.yaml form) and the
 // talosconfig to a 1Password item, so losing the Pulumi state does not lose the cluster. Destroy
@@ -51,7 +57,7 @@ func NewClusterBackup(ctx *pulumi.Context, name string, args *ClusterBackupArgs,
 		Vault:    args.VaultUUID,
 		Title:    args.Title,
 		Category: "secure_note",
-		Tags:     []string{"talos", "pulumi"},
+		Tags:     []string{"talos", "pulumi", args.StackTag},
 		Section:  "talos",
 		Fields: []onepassword.ItemField{
 			{Label: "secrets.yaml", Type: "CONCEALED", Value: pulumi.ToSecret(bundle).(pulumi.StringOutput)},
@@ -77,7 +83,10 @@ func backupOptions(parent pulumi.Resource, existing string) []pulumi.ResourceOpt
 	if existing == "" {
 		return append(opts, pulumi.IgnoreChanges([]string{"category"}))
 	}
-	return append(opts, pulumi.Import(pulumi.ID(existing)), pulumi.IgnoreChanges([]string{"category", "sections", "tags"}))
+	// An item edited by hand may also hold a note, a URL, a username or a password: the import
+	// takes those as they are too.
+	return append(opts, pulumi.Import(pulumi.ID(existing)),
+		pulumi.IgnoreChanges([]string{"category", "noteValue", "password", "sections", "tags", "url", "username"}))
 }
 
 // SecretsYAML writes a bundle in the form of talosctl's secrets.yaml (`talosctl gen secrets`),

@@ -81,7 +81,18 @@ type Item struct {
 	UUID     string    `pulumi:"uuid"`
 	Title    string    `pulumi:"title"`
 	Password string    `pulumi:"password"`
+	Tags     []string  `pulumi:"tags"`
 	Sections []Section `pulumi:"sections"`
+}
+
+// HasTag reports whether the item carries tag.
+func (it *Item) HasTag(tag string) bool {
+	for _, t := range it.Tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
 }
 
 // GetItem reads an item by vault UUID and title.
@@ -122,12 +133,14 @@ func Lookup(ctx *pulumi.Context, vaultUUID, vault, title string, opts ...pulumi.
 // service account ("... isn't an item in the ... vault", "More than one item matches ..."), or the
 // Connect SDK's ("Found N item(s) in vault ... with title ...": connect-sdk-go client.go:291-305).
 func absent(err error) bool {
-	return strings.Contains(err.Error(), "isn't an item") || strings.Contains(err.Error(), "Found 0 item(s)")
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "isn't an item") || strings.Contains(msg, "found 0 item(s)")
 }
 
 func duplicated(err error) bool {
-	return strings.Contains(err.Error(), "More than one item matches") ||
-		(strings.Contains(err.Error(), " item(s) in vault ") && !strings.Contains(err.Error(), "Found 0 item(s)"))
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "more than one item matches") ||
+		(strings.Contains(msg, " item(s) in vault ") && !strings.Contains(msg, "found 0 item(s)"))
 }
 
 func duplicateError(vault, title string, err error) error {

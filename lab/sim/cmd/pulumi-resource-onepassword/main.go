@@ -2,7 +2,7 @@
 // (1Password/pulumi-onepassword 1.1.4, bridging terraform-provider-onepassword v2.1.2) for the
 // lab, with a vault kept in $LAB_STATE/vault.json. Items have a UUID and a title, and titles need
 // not be unique, as in 1Password. getVault finds a vault by name ("No vault found with name ..."
-// otherwise); getItem reads an item by title or UUID through the op CLI (`op item get <title>
+// otherwise); getItem reads an item (its tags and fields: onepassword_item_data_source.go:160,301-306) by title or UUID through the op CLI (`op item get <title>
 // --vault <uuid>`: cli/op.go:99-114), which fails on no match and on more than one, and the data
 // source reports "Unable to read item, got error: ..." (onepassword_item_data_source.go:286). The
 // op CLI is closed source: its two messages are its wording as printed, not cited from code. An
@@ -161,8 +161,12 @@ func getItem(args resource.PropertyMap) (resource.PropertyMap, error) {
 	for _, l := range labels {
 		fs = append(fs, map[string]any{"id": l, "label": l, "type": "CONCEALED", "purpose": "", "value": item.Fields[l]})
 	}
+	tags := make([]any, len(item.Tags))
+	for i, t := range item.Tags {
+		tags[i] = t
+	}
 	return resource.NewPropertyMapFromMap(map[string]any{
-		"id": itemID(vault, item.UUID), "uuid": item.UUID, "vault": vault, "title": item.Title,
+		"id": itemID(vault, item.UUID), "uuid": item.UUID, "vault": vault, "title": item.Title, "tags": tags,
 		"sections": []any{map[string]any{"id": "s", "label": item.Section, "fields": fs}},
 	}), nil
 }
