@@ -171,11 +171,12 @@ func documents(b []byte) (clear, hidden map[string]any, err error) {
 // secretKeys are fields that hold secrets beyond those Talos's own redaction covers (which is the
 // bundle's keys and tokens only: pkg/machinery/config/types/v1alpha1/v1alpha1_provider.go:124-168
 // in v1.11.5): registry credentials (machine.registries.config.*.auth), WireGuard keys, disk
-// encryption passphrases, file and inline-manifest contents, manifest headers, and the
-// environment of extension services. Their values are compared, never shown.
+// encryption passphrases, file and inline-manifest contents, manifest headers, registry client
+// identities, and the environment of extension services. Their values are compared, never shown.
 var secretKeys = map[string]bool{
 	"auth": true, "password": true, "identityToken": true, "privateKey": true, "presharedKey": true,
 	"passphrase": true, "content": true, "contents": true, "extraManifestHeaders": true, "environment": true,
+	"clientIdentity": true, // machine.registries.config.*.tls.clientIdentity: a certificate and its key
 }
 
 // hideMore replaces the values of secretKeys, at any depth, with the redaction marker.

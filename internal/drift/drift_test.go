@@ -175,11 +175,13 @@ func TestSecretFieldsAreComparedButNeverShown(t *testing.T) {
 func TestSecretsTalosDoesNotRedactAreNeverShownEither(t *testing.T) {
 	c, talos, bundle, held := inStep(t)
 	const password, manifest, authKey = "registry-pass-Qx7", "kind: Secret # inline-manifest-Qx7", "tskey-auth-Qx7"
+	const clientKey = "Y2xpZW50LWtleS1ReDc=" // base64 of a registry client key
 	held["skuld"]["v1alpha1"] = patched(t, held["skuld"]["v1alpha1"], `machine:
   registries:
     config:
       ghcr.io:
         auth: {username: bot, password: `+password+`}
+        tls: {clientIdentity: {crt: Y2xpZW50LWNydC1ReDc=, key: `+clientKey+`}}
   files:
     - {path: /var/etc/token, op: create, permissions: 0o600, content: "`+password+`"}
 cluster:
@@ -201,7 +203,7 @@ environment:
 		t.Fatal("the changes were not reported as drift")
 	}
 	report := out.String()
-	for _, s := range []string{password, manifest, authKey, "Qx7"} {
+	for _, s := range []string{password, manifest, authKey, "Qx7", clientKey} {
 		if strings.Contains(report, s) {
 			t.Errorf("the report shows the secret value %q:\n%s", s, report)
 		}
