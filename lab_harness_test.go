@@ -271,6 +271,8 @@ type labNode struct {
 	// config, when set, is the machine config it already runs (an existing cluster).
 	config string
 	etcd   bool
+	// firmware is "bios" or "" (UEFI): GRUB or systemd-boot.
+	firmware string
 }
 
 // newLab starts a world with machines in maintenance mode (or running, with config) and a stack
@@ -293,7 +295,7 @@ func newLab(t *testing.T, machines []labNode, cluster map[string]any) *lab {
 	l := &lab{t: t, work: work, data: src.FS}
 	l.w = startWorld(t, dir, state)
 	for _, m := range machines {
-		l.w.post("/nodes", map[string]any{"address": labAddr[m.name], "config": m.config, "etcd": m.etcd})
+		l.w.post("/nodes", map[string]any{"address": labAddr[m.name], "config": m.config, "etcd": m.etcd, "firmware": m.firmware})
 	}
 	// The operator powers the machines on and waits for them to boot (into maintenance mode, or
 	// into the Talos they run) before the first run: a machine still booting does not answer.
@@ -652,9 +654,16 @@ func realTime(s step) time.Duration {
 // figures prints what a step cost.
 func (l *lab) figures(name string, s step) {
 	reboots, upgrades := count(s.events, "reboot"), count(s.events, "upgrade")
+	// A config change is an apply that changed the node's config, staged or in effect.
+	changes := map[string]int{}
+	for _, e := range s.events {
+		if e.Actor == "talos-node" && (e.Op == "apply-live" || e.Op == "apply-staged") && e.Detail == "changed" {
+			changes[labNameOf(e.Node)]++
+		}
+	}
 	var per []string
 	for _, n := range l.nodeNames() {
-		per = append(per, fmt.Sprintf("%s=%d/%d", n, reboots[n], upgrades[n]))
+		per = append(per, fmt.Sprintf("%s=%d/%d/%d", n, reboots[n], upgrades[n], changes[n]))
 	}
 	cps := map[string]bool{}
 	for _, n := range l.cluster["nodes"].([]any) {
@@ -663,7 +672,7 @@ func (l *lab) figures(name string, s step) {
 			cps[m["name"].(string)] = true
 		}
 	}
-	l.t.Logf("FIGURES %s: reboots/upgrades per node [%s], max control planes down at once %d, lab %.1fs, hardware ≈ %s",
+	l.t.Logf("FIGURES %s: reboots/upgrades/config changes per node [%s], max control planes down at once %d, lab %.1fs, hardware ≈ %s",
 		name, strings.Join(per, " "), maxConcurrent(downtimes(s.events), cps), s.wall.Seconds(), realTime(s).Round(time.Second))
 }
 

@@ -17,8 +17,18 @@ import (
 // the stack into it; the restore itself must reboot nothing.
 func adoptedLab(t *testing.T, c map[string]any) (*lab, *runningCluster) {
 	t.Helper()
+	return adoptedLabOn(t, c, "")
+}
+
+// adoptedLabOn is adoptedLab on machines with the given firmware ("bios", or "" for UEFI).
+func adoptedLabOn(t *testing.T, c map[string]any, firmware string) (*lab, *runningCluster) {
+	t.Helper()
 	rc := newRunningCluster(t, labCluster(t, c), t.TempDir())
-	l := newLab(t, rc.machines(c), c)
+	machines := rc.machines(c)
+	for i := range machines {
+		machines[i].firmware = firmware
+	}
+	l := newLab(t, machines, c)
 	l.startAdopted()
 	l.backupInVault(rc)
 	s := l.mustUp()
@@ -165,15 +175,31 @@ func TestLabTalosAndKubernetesUpgrades(t *testing.T) {
 }
 
 // TestLabKernelArgumentsReachTheBootEntry changes machine.install.extraKernelArgs on a cluster
-// without secure boot: Talos writes a boot entry's arguments only at an install or upgrade, and from
-// the config in effect rather than the staged one, so each node gets exactly one upgrade and then
-// boots with the new arguments; a second run changes nothing.
+// without secure boot, on BIOS machines (GRUB): Talos writes a boot entry's arguments only at an
+// install or upgrade, and from the config in effect rather than the staged one, so each node gets
+// exactly one upgrade and then boots with the new arguments; a second run changes nothing. On UEFI
+// machines (systemd-boot, which ignores them) the first gate stops before any node goes down.
 func TestLabKernelArgumentsReachTheBootEntry(t *testing.T) {
 	c := stack(t, "norns")
 	c["secureBoot"] = false
-	l, _ := adoptedLab(t, c)
+	kernelArgs := srcWith(t, map[string]string{"talos/patches/kernel-args.yaml": "machine:\n  install:\n    extraKernelArgs:\n      - net.ifnames=0\n      - talos.dashboard.disabled=1\n"})
+
+	t.Run("uefi", func(t *testing.T) { // refused before any node goes down (a short name: the world socket path is bounded)
+		l, _ := adoptedLab(t, c)
+		l.setData(kernelArgs)
+		s := l.up()
+		l.figures("kernel arguments on UEFI", s)
+		if s.err == nil || !strings.Contains(s.output, "customization.extraKernelArgs") {
+			t.Fatalf("the run did not stop pointing to the schematic:\n%s", tail(s.output))
+		}
+		if ops := nodeEvents(s.events, "reboot", "upgrade"); len(ops) != 0 {
+			t.Errorf("nodes went down: %v", ops)
+		}
+	})
+
+	l, _ := adoptedLabOn(t, c, "bios")
 	want := []string{"net.ifnames=0", "talos.dashboard.disabled=1"}
-	l.setData(srcWith(t, map[string]string{"talos/patches/kernel-args.yaml": "machine:\n  install:\n    extraKernelArgs:\n      - net.ifnames=0\n      - talos.dashboard.disabled=1\n"}))
+	l.setData(kernelArgs)
 	s := l.mustUp()
 	l.figures("kernel arguments", s)
 	downOnce(t, l, s, "upgrade")

@@ -87,6 +87,15 @@ args_mark=$(mark "$KERNEL_ARGS")
 
 # 1. Decide.
 action=none
+# Kernel arguments in the machine config reach only a GRUB boot entry. A node booted from a UKI
+# (systemd-boot: every UEFI install since Talos 1.10, secure boot or not) ignores them, so their
+# change would cost an upgrade and change nothing: stop before the node goes down.
+if [ -n "$last_args" ] && [ "$last_args" != "$args_mark" ] && \
+   [ "$(talos get securitystate -o jsonpath='{.spec.bootedWithUKI}')" = true ]; then
+  echo "$NODE_NAME boots a UKI under systemd-boot, which ignores machine.install.extraKernelArgs; nothing was done to it." >&2
+  echo "Move the kernel arguments to src/talos/schematic.yaml under customization.extraKernelArgs, where they reach the nodes as an upgrade." >&2
+  exit 1
+fi
 running_version=$(talos version --short | sed -n 's/^[[:space:]]*Tag:[[:space:]]*//p' | tail -n 1)
 # Image Factory images carry their schematic ID as an extension named "schematic"
 # (siderolabs/image-factory v0.7.0 internal/artifacts/schematic.go:64-80).
@@ -119,8 +128,15 @@ case $action in
     if config persistent "$work/staged.yaml" && config v1alpha1 "$work/active.yaml"; then
       staged_args=$(kernel_args "$work/staged.yaml")
       if [ "$staged_args" != "$(kernel_args "$work/active.yaml")" ]; then
+        if grep -q '^---' "$work/active.yaml"; then
+          # configpatcher/json6902.go:27 in Talos v1.11.5
+          echo "$NODE_NAME: Talos refuses JSON patches on a multi-document machine config, so the new kernel arguments cannot be put in effect before the upgrade; nothing was done to the node. Move them to src/talos/schematic.yaml (customization.extraKernelArgs)." >&2
+          exit 1
+        fi
         echo "$NODE_NAME: kernel arguments for the new boot entry: $staged_args" >&2
-        talos patch machineconfig --mode try --timeout "$TIMEOUT" \
+        # Twice the upgrade's timeout: the try must outlast the image pull and the drain, which
+        # come before the installer reads the config in effect.
+        talos patch machineconfig --mode try --timeout "$(( $(seconds "$TIMEOUT") * 2 ))s" \
           --patch "[{\"op\": \"add\", \"path\": \"/machine/install/extraKernelArgs\", \"value\": $staged_args}]" >&2
       fi
     fi

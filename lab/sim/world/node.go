@@ -46,9 +46,14 @@ type Node struct {
 	// image is the installed Talos: what the boot entry holds. Only an install or an upgrade
 	// changes it, never a reboot.
 	image installerImage
-	// kernelArgs are the extra kernel arguments the boot entry holds (GRUB only; ignored under
-	// systemd-boot, which secure-boot images use).
+	// kernelArgs are the extra kernel arguments the boot entry holds: GRUB's, from
+	// machine.install.extraKernelArgs. Under systemd-boot they are the UKI's own (the schematic's,
+	// which the lab does not model) and the config's are ignored.
 	kernelArgs []string
+	// bios: the machine boots by BIOS, and Talos installs GRUB. On UEFI it installs systemd-boot
+	// with a UKI since Talos 1.10, with or without secure boot
+	// (website/content/v1.11/talos-guides/install/bare-metal-platforms/bootloader.md).
+	bios bool
 	// active is the config in effect; persisted is STATE/config.yaml, what the next boot loads.
 	// They differ after a staged apply.
 	active, persisted *machineConfig
@@ -133,6 +138,20 @@ func (n *Node) powerOn() {
 	n.mu.Unlock()
 	go n.boot(time.Now(), labtime.Boot)
 }
+
+// bootEntryArgs are the extra kernel arguments an install or upgrade writes to the boot entry:
+// the config's under GRUB, none of them under systemd-boot (the bootloader guide above). The
+// caller holds n.mu or owns the node.
+func (n *Node) bootEntryArgs(fromConfig []string) []string {
+	if !n.bios {
+		return nil
+	}
+	return fromConfig
+}
+
+// bootsUKI is what Talos's SecurityState reports as bootedWithUKI: the boot entry is a Talos UKI
+// under systemd-boot (controllers/runtime/security_state.go:98-113).
+func (n *Node) bootsUKI() bool { return n.installed && !n.bios }
 
 // boot brings the node up after d of (real) boot time.
 func (n *Node) boot(start time.Time, real time.Duration) {
@@ -271,7 +290,7 @@ func (n *Node) install(cfg *machineConfig) {
 		if err == nil {
 			n.image = img
 		}
-		n.kernelArgs = cfg.p.Machine().Install().ExtraKernelArgs()
+		n.kernelArgs = n.bootEntryArgs(cfg.p.Machine().Install().ExtraKernelArgs())
 		n.installed = true
 		n.phase = phaseBooting
 		n.mu.Unlock()
@@ -307,7 +326,7 @@ func (n *Node) upgrade(actorID string, img installerImage) {
 		n.mu.Lock()
 		from := n.image.Ref
 		n.image = img
-		n.kernelArgs = args
+		n.kernelArgs = n.bootEntryArgs(args)
 		n.phase = phaseBooting
 		n.mu.Unlock()
 		n.log("upgrade", from+" -> "+img.Ref, start, labtime.Shutdown+labtime.Upgrade+labtime.Boot)

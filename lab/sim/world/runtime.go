@@ -223,7 +223,7 @@ func (rt *bootRuntime) publishStageLocked(stage machine.MachineStatusEvent_Machi
 // so talosctl can resolve them by name (talosctl get).
 var served = []meta.ResourceWithRD{
 	&configres.MachineConfig{}, &runtimeres.MachineStatus{}, &block.VolumeStatus{}, &runtimeres.Diagnostic{},
-	&runtimeres.ExtensionStatus{}, &clusterres.Member{}, &k8s.StaticPodStatus{}, &k8s.StaticPod{}, &k8s.APIServerConfig{},
+	&runtimeres.ExtensionStatus{}, &runtimeres.SecurityState{}, &clusterres.Member{}, &k8s.StaticPodStatus{}, &k8s.StaticPod{}, &k8s.APIServerConfig{},
 	&k8s.ControllerManagerConfig{}, &k8s.SchedulerConfig{}, &k8s.KubeletSpec{}, &k8s.Manifest{}, &v1alpha1.Service{},
 }
 
@@ -265,6 +265,13 @@ func (rt *bootRuntime) syncLocked() error {
 	if err := safe.StateModify(ctx, st, block.NewVolumeStatus(block.NamespaceName, "EPHEMERAL"), func(r *block.VolumeStatus) error {
 		r.TypedSpec().Phase = block.VolumePhaseReady
 		r.TypedSpec().Size = ephemeralSize
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := safe.StateModify(ctx, st, runtimeres.NewSecurityStateSpec(runtimeres.NamespaceName), func(r *runtimeres.SecurityState) error {
+		r.TypedSpec().SecureBoot = n.image.SecureBoot
+		r.TypedSpec().BootedWithUKI = n.bootsUKI()
 		return nil
 	}); err != nil {
 		return err

@@ -112,6 +112,7 @@ func (w *World) AddNode(spec NodeSpec) error {
 		return fmt.Errorf("node %s exists", spec.Address)
 	}
 	n := newNode(w, spec.Address)
+	n.bios = spec.Firmware == "bios"
 	w.nodes[spec.Address] = n
 	w.mu.Unlock()
 	if spec.Config != "" {
@@ -130,7 +131,7 @@ func (w *World) AddNode(spec NodeSpec) error {
 		}
 		n.mu.Lock()
 		n.installed, n.image, n.active, n.persisted = true, img, cfg, cfg
-		n.kernelArgs = cfg.p.Machine().Install().ExtraKernelArgs()
+		n.kernelArgs = n.bootEntryArgs(cfg.p.Machine().Install().ExtraKernelArgs())
 		n.etcd = spec.Etcd
 		n.mu.Unlock()
 		if spec.Etcd {
@@ -151,6 +152,8 @@ type NodeSpec struct {
 	Config string `json:"config,omitempty"`
 	// Etcd makes a configured control plane an etcd member of the running cluster.
 	Etcd bool `json:"etcd,omitempty"`
+	// Firmware is "uefi" (the default) or "bios": what Talos installs its boot loader for.
+	Firmware string `json:"firmware,omitempty"`
 }
 
 // learnOSCA keeps the cluster's OS CA (machine.ca of a control plane, which holds its key): it
