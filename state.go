@@ -41,15 +41,41 @@ func readDeployed(ctx *pulumi.Context) (*lifecycle.Deployed, error) {
 	return &d, nil
 }
 
-// record is what this run deploys, as the next run will read it.
-func record(c stackconfig.Cluster) pulumi.Map {
-	d := lifecycle.Record(c)
-	nodes := pulumi.Array{}
-	for _, n := range d.Nodes {
-		nodes = append(nodes, pulumi.Map{"name": pulumi.String(n.Name), "address": pulumi.String(n.Address), "role": pulumi.String(n.Role)})
+// record is what this run deploys, as the next run will read it: lifecycle.Record in its own
+// JSON form, so the export holds every field readDeployed decodes.
+func record(c stackconfig.Cluster) pulumi.Input {
+	b, err := json.Marshal(lifecycle.Record(c))
+	if err != nil {
+		panic(err) // a struct of strings, bools and lists always marshals
 	}
-	return pulumi.Map{
-		"cluster": pulumi.String(d.Cluster), "talosVersion": pulumi.String(d.TalosVersion),
-		"kubernetesVersion": pulumi.String(d.KubernetesVersion), "secureBoot": pulumi.Bool(*d.SecureBoot), "nodes": nodes,
+	var plain any
+	if err := json.Unmarshal(b, &plain); err != nil {
+		panic(err)
 	}
+	return input(plain)
+}
+
+// input turns a decoded JSON value into the Pulumi input of the same shape.
+func input(v any) pulumi.Input {
+	switch v := v.(type) {
+	case map[string]any:
+		m := pulumi.Map{}
+		for k, x := range v {
+			m[k] = input(x)
+		}
+		return m
+	case []any:
+		a := pulumi.Array{}
+		for _, x := range v {
+			a = append(a, input(x))
+		}
+		return a
+	case bool:
+		return pulumi.Bool(v)
+	case float64:
+		return pulumi.Float64(v)
+	case string:
+		return pulumi.String(v)
+	}
+	return nil
 }
