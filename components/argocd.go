@@ -45,7 +45,9 @@ func NewArgoCD(ctx *pulumi.Context, name string, args *ArgoCDArgs, opts ...pulum
 	if err := ctx.RegisterComponentResource(argoCDType, name, a, opts...); err != nil {
 		return nil, err
 	}
-	ns, err := newObject(ctx, name+"-namespace", args.Data.Namespace, pulumi.Parent(a), pulumi.DependsOn(args.After))
+	ns, err := newObject(ctx, name+"-namespace", args.Data.Namespace, pulumi.Parent(a),
+		// No data edge to the rollout: the platform waits until the nodes have settled.
+		pulumi.DependsOn(args.After))
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,9 @@ func NewOnePasswordConnect(ctx *pulumi.Context, name string, args *OnePasswordCo
 	if err := ctx.RegisterComponentResource(connectType, name, c, opts...); err != nil {
 		return nil, err
 	}
-	ns, err := newObject(ctx, name+"-namespace", args.Data.Namespace, pulumi.Parent(c), pulumi.DependsOn(args.After))
+	ns, err := newObject(ctx, name+"-namespace", args.Data.Namespace, pulumi.Parent(c),
+		// No data edge to the rollout: the platform waits until the nodes have settled.
+		pulumi.DependsOn(args.After))
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +82,9 @@ func NewOnePasswordConnect(ctx *pulumi.Context, name string, args *OnePasswordCo
 			Name: s.name, Namespace: args.Data.Namespace.Name,
 			Fields: map[string]any{"type": "Opaque",
 				"stringData": pulumi.ToSecret(pulumi.StringMap{s.key: s.value})},
-		}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{ns}))
+		}, pulumi.Parent(c),
+			// The Secret lives in the namespace, which it names as plain text: no data edge.
+			pulumi.DependsOn([]pulumi.Resource{ns}))
 		if err != nil {
 			return nil, err
 		}

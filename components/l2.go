@@ -33,7 +33,8 @@ func NewL2Announcements(ctx *pulumi.Context, name string, args *L2AnnouncementsA
 	for _, o := range args.Objects {
 		if _, err := newObject(ctx, name+"-"+o.Name+"-"+o.Kind, o,
 			pulumi.Parent(l),
-			// The Cilium operator registers the CRDs of these kinds when it starts.
+			// The Cilium operator registers the CRDs of these kinds when it starts; After holds
+			// them back until the nodes have settled. Neither is a data edge.
 			pulumi.DependsOn(append([]pulumi.Resource{args.Cilium.Chart}, args.After...)),
 		); err != nil {
 			return nil, err
