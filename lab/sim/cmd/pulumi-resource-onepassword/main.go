@@ -152,46 +152,47 @@ func getItem(args resource.PropertyMap) (resource.PropertyMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	labels := make([]string, 0, len(item.Fields))
-	for l := range item.Fields {
-		labels = append(labels, l)
-	}
-	sort.Strings(labels)
-	var fs []any
-	for _, l := range labels {
-		fs = append(fs, map[string]any{"id": l, "label": l, "type": "CONCEALED", "purpose": "", "value": item.Fields[l]})
-	}
-	tags := make([]any, len(item.Tags))
-	for i, t := range item.Tags {
-		tags[i] = t
-	}
+	fs := fields(&item, func(f map[string]any, label string) { f["id"], f["purpose"] = label, "" })
 	return resource.NewPropertyMapFromMap(map[string]any{
-		"id": itemID(vault, item.UUID), "uuid": item.UUID, "vault": vault, "title": item.Title, "tags": tags,
+		"id": itemID(vault, item.UUID), "uuid": item.UUID, "vault": vault, "title": item.Title, "tags": tags(&item),
 		"sections": []any{map[string]any{"id": "s", "label": item.Section, "fields": fs}},
 	}), nil
 }
 
-// inputs is an item as the provider's state holds it: what an import reads back.
-func inputs(vault string, it *Item) resource.PropertyMap {
+// fields are an item's fields by label, in label order; more adds what one reading shows besides.
+func fields(it *Item, more func(f map[string]any, label string)) []any {
 	labels := make([]string, 0, len(it.Fields))
 	for l := range it.Fields {
 		labels = append(labels, l)
 	}
 	sort.Strings(labels)
-	var fs []any
+	var out []any
 	for _, l := range labels {
-		fs = append(fs, map[string]any{"label": l, "type": "CONCEALED", "value": it.Fields[l]})
+		f := map[string]any{"label": l, "type": "CONCEALED", "value": it.Fields[l]}
+		if more != nil {
+			more(f, l)
+		}
+		out = append(out, f)
 	}
-	m := map[string]any{"vault": vault, "title": it.Title, "sections": []any{map[string]any{"label": it.Section, "fields": fs}}}
+	return out
+}
+
+func tags(it *Item) []any {
+	out := make([]any, len(it.Tags))
+	for i, t := range it.Tags {
+		out[i] = t
+	}
+	return out
+}
+
+// inputs is an item as the provider's state holds it: what an import reads back.
+func inputs(vault string, it *Item) resource.PropertyMap {
+	m := map[string]any{"vault": vault, "title": it.Title, "sections": []any{map[string]any{"label": it.Section, "fields": fields(it, nil)}}}
 	if it.Category != "" {
 		m["category"] = it.Category
 	}
 	if len(it.Tags) > 0 {
-		tags := make([]any, len(it.Tags))
-		for i, t := range it.Tags {
-			tags[i] = t
-		}
-		m["tags"] = tags
+		m["tags"] = tags(it)
 	}
 	return resource.NewPropertyMapFromMap(m)
 }
