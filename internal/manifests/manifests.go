@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"homelab/internal/stackconfig"
+	"homelab/src"
 )
 
 // Paths inside src/.
@@ -249,7 +250,7 @@ type Networking struct {
 	CiliumValues string
 	// L2 holds the pool and announcement policy; empty without a pool in the stack file.
 	L2 []Object
-	// CleanupScript is the text of src/bootstrap/cni-cleanup.sh.
+	// CleanupScript is src/bootstrap/cni-cleanup.sh after the shared preamble.
 	CleanupScript string
 }
 
@@ -269,10 +270,8 @@ func Load(fsys fs.FS, cfg stackconfig.Networking) (*Networking, error) {
 			errs = append(errs, err)
 		}
 	}
-	if b, err := fs.ReadFile(fsys, CleanupScript); err != nil {
-		errs = append(errs, fmt.Errorf("src/%s: %w", CleanupScript, err))
-	} else {
-		n.CleanupScript = string(b)
+	if n.CleanupScript, err = src.Script(fsys, CleanupScript); err != nil {
+		errs = append(errs, err)
 	}
 	return n, errors.Join(errs...)
 }

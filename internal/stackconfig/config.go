@@ -103,7 +103,7 @@ type AddressRange struct {
 	Stop  string `json:"stop"`
 }
 
-// Defaults. Renovate keeps the pinned versions current (renovate.json reads the comments).
+// Defaults. Renovate keeps the pinned versions current (.github/renovate.json reads the comments).
 const (
 	// renovate: datasource=github-releases depName=kubernetes-sigs/gateway-api
 	DefaultGatewayAPIVersion = "v1.2.1"

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"homelab/internal/stackconfig"
+	"homelab/src"
 )
 
 // Paths inside src/.
@@ -75,7 +76,8 @@ type Data struct {
 	Scripts Scripts
 }
 
-// Scripts are the texts of the shell scripts under src/talos.
+// Scripts are the shell scripts under src/talos, each as the program runs it: after the shared
+// preamble (src/lib/preamble.sh).
 type Scripts struct {
 	// Gate upgrades or reboots one node when its change needs it, then waits for its health.
 	Gate string
@@ -116,10 +118,8 @@ func Load(fsys fs.FS) (*Data, error) {
 		GateScript: &d.Scripts.Gate, UpgradeKubernetesScript: &d.Scripts.UpgradeKubernetes,
 		RemoveScript: &d.Scripts.Remove, ResetScript: &d.Scripts.Reset,
 	} {
-		if b, err := fs.ReadFile(fsys, path); err != nil {
-			errs = append(errs, fmt.Errorf("src/%s: %w", path, err))
-		} else {
-			*dst = string(b)
+		if *dst, err = src.Script(fsys, path); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {

@@ -2,6 +2,7 @@ package talosplan_test
 
 import (
 	"io/fs"
+	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -35,6 +36,7 @@ func tree() fstest.MapFS {
 		"talos/patches/worker/w.yaml":       {Data: []byte("machine: {sysctls: {a: '1'}}\n")},
 		"talos/patches/cilium.yaml":         {Data: []byte("cluster: {network: {cni: {name: none}}, proxy: {disabled: true}}\n")},
 		"talos/reboot.yaml":                 {Data: real},
+		"lib/preamble.sh":                   {Data: []byte("set -eu\n")},
 		"talos/gate.sh":                     {Data: []byte("true\n")},
 		"talos/upgrade-k8s.sh":              {Data: []byte("true\n")},
 		"talos/remove.sh":                   {Data: []byte("true\n")},
@@ -225,6 +227,33 @@ func TestBadPatchNamesItsFile(t *testing.T) {
 	for _, want := range []string{"src/talos/patches/controlplane/broken.yaml: not valid YAML", "src/talos/patches/scalar.yaml: a patch must be"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not contain %q:\n%v", want, err)
+		}
+	}
+}
+
+// Every script the program runs starts with the shared preamble (src/lib/preamble.sh) and calls its
+// setup, so the tool check, the private temporary directory, its removal and the credential files
+// are written once.
+func TestEveryScriptRunsAfterThePreamble(t *testing.T) {
+	d, err := talosplan.Load(src.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre, err := fs.ReadFile(src.FS, src.Preamble)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, script := range map[string]string{"gate": d.Scripts.Gate, "upgrade-k8s": d.Scripts.UpgradeKubernetes,
+		"remove": d.Scripts.Remove, "reset": d.Scripts.Reset} {
+		if !strings.HasPrefix(script, string(pre)) {
+			t.Errorf("the %s script does not start with the preamble", name)
+		}
+		body := strings.TrimPrefix(script, string(pre))
+		if !regexp.MustCompile(`(?m)^setup talosctl( kubectl)?$`).MatchString(body) {
+			t.Errorf("the %s script does not call setup with its tools", name)
+		}
+		if strings.Contains(body, "mktemp") || strings.Contains(body, "trap ") {
+			t.Errorf("the %s script makes its own temporary directory or trap; the preamble's setup does", name)
 		}
 	}
 }

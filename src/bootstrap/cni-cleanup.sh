@@ -5,12 +5,7 @@
 #
 # Input (environment): TIMEOUT, KUBECONFIG_DATA (secret; written to a private temporary directory
 # that is removed on exit).
-set -eu
-command -v kubectl >/dev/null 2>&1 || { echo "kubectl is not on PATH: install it on the machine that runs pulumi up" >&2; exit 1; }
-umask 077
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-printf '%s\n' "$KUBECONFIG_DATA" >"$work/kubeconfig"
+setup kubectl
 kube() { kubectl --kubeconfig "$work/kubeconfig" "$@"; }
 
 # Foreground cascade: the DaemonSets go only once their pods are gone, and --wait waits for that.

@@ -21,15 +21,7 @@
 # KERNEL_ARGS, REBOOT_SETTINGS, ROLL_MARK, FIRST_RUN, TIMEOUT, CHECK_CILIUM,
 # TALOSCONFIG_DATA and KUBECONFIG_DATA (secrets, written to a private temporary directory that is
 # removed on exit).
-set -eu
-for tool in talosctl kubectl; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not on PATH: install it on the machine that runs pulumi up" >&2; exit 1; }
-done
-umask 077
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-printf '%s\n' "$TALOSCONFIG_DATA" >"$work/talosconfig"
-printf '%s\n' "$KUBECONFIG_DATA" >"$work/kubeconfig"
+setup talosctl kubectl
 talos() { talosctl --talosconfig "$work/talosconfig" --endpoints "$NODE_ADDRESS" --nodes "$NODE_ADDRESS" "$@"; }
 kube() { kubectl --kubeconfig "$work/kubeconfig" "$@"; }
 # seconds turns a Go duration of whole minutes or seconds (10m, 90s) into seconds.

@@ -16,15 +16,7 @@
 #
 # Input (environment): NODE_NAME, NODE_ADDRESS, ROLE, ENDPOINT (another control plane), TIMEOUT,
 # TALOSCONFIG_DATA and KUBECONFIG_DATA (secrets).
-set -eu
-for tool in talosctl kubectl; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not on PATH: install it on the machine that runs pulumi up" >&2; exit 1; }
-done
-umask 077
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-printf '%s\n' "$TALOSCONFIG_DATA" >"$work/talosconfig"
-printf '%s\n' "$KUBECONFIG_DATA" >"$work/kubeconfig"
+setup talosctl kubectl
 kube() { kubectl --kubeconfig "$work/kubeconfig" "$@"; }
 # via ENDPOINT NODE ARGS...: talosctl through ENDPOINT for NODE.
 via() { e=$1 n=$2; shift 2; talosctl --talosconfig "$work/talosconfig" --endpoints "$e" --nodes "$n" "$@"; }

@@ -6,12 +6,7 @@
 # run goes on.
 #
 # Input (environment): NODE_NAME, NODE_ADDRESS, ROLE, TIMEOUT, TALOSCONFIG_DATA (secret).
-set -eu
-command -v talosctl >/dev/null 2>&1 || { echo "talosctl is not on PATH: install it on the machine that runs pulumi up" >&2; exit 1; }
-umask 077
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-printf '%s\n' "$TALOSCONFIG_DATA" >"$work/talosconfig"
+setup talosctl
 talos() { talosctl --talosconfig "$work/talosconfig" --endpoints "$NODE_ADDRESS" --nodes "$NODE_ADDRESS" "$@"; }
 if ! talos version >/dev/null 2>&1; then
   echo "$NODE_NAME ($NODE_ADDRESS) does not answer: not reset; reset it by hand when it is back (talosctl reset)" >&2

@@ -9,15 +9,7 @@
 #
 # Input (environment): KUBERNETES_VERSION, ENDPOINT (a control plane), TIMEOUT, TALOSCONFIG_DATA and
 # KUBECONFIG_DATA (secrets).
-set -eu
-for tool in talosctl kubectl; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not on PATH: install it on the machine that runs pulumi up" >&2; exit 1; }
-done
-umask 077
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-printf '%s\n' "$TALOSCONFIG_DATA" >"$work/talosconfig"
-printf '%s\n' "$KUBECONFIG_DATA" >"$work/kubeconfig"
+setup talosctl kubectl
 kube() { kubectl --kubeconfig "$work/kubeconfig" "$@"; }
 
 apiservers=$(kube -n kube-system get pods -l k8s-app=kube-apiserver -o jsonpath='{range .items[*]}{.spec.containers[0].image}{"\n"}{end}' | sed 's/.*://' | sort -u)

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 
+	"homelab/internal/fixture"
 	_ "homelab/internal/golden" // registers -update for go test ./...
-	"homelab/internal/stackfile"
 	"homelab/internal/talosplan"
 	"homelab/src"
 )
@@ -177,47 +177,6 @@ func renderStandIn(chart string, opts map[string]any) []any {
 	return objects
 }
 
-// stack returns the cluster config of a stack file, as a mutable map.
-func stack(t *testing.T, name string) map[string]any {
-	t.Helper()
-	return stackKey(t, name, "cluster")
-}
-
-// stackKey returns one homelab key of a stack file, as a mutable map.
-func stackKey(t *testing.T, name, key string) map[string]any {
-	t.Helper()
-	sf, err := stackfile.Load(".", name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, _ := sf.Get(key)
-	var c map[string]any
-	if err := json.Unmarshal([]byte(text), &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// freshNorns is norns as a new cluster: nodes in maintenance mode, nothing bootstrapped yet.
-func freshNorns(t *testing.T) map[string]any {
-	c := stack(t, "norns")
-	c["adopt"] = false
-	return c
-}
-
-// fiveNodes is a fresh cluster with three control planes and two workers, listed out of order.
-func fiveNodes(t *testing.T) map[string]any {
-	c := freshNorns(t)
-	c["nodes"] = []any{
-		map[string]any{"name": "w1", "address": "192.168.0.131", "role": "worker"},
-		map[string]any{"name": "urd", "address": "192.168.0.120", "role": "controlplane"},
-		map[string]any{"name": "verdandi", "address": "192.168.0.121", "role": "controlplane"},
-		map[string]any{"name": "w2", "address": "192.168.0.132", "role": "worker"},
-		map[string]any{"name": "skuld", "address": "192.168.0.122", "role": "controlplane"},
-	}
-	return c
-}
-
 // result is one mocked run of the program.
 type result struct {
 	*recorder
@@ -247,25 +206,11 @@ type runOpts struct {
 // tagsField, in a fixture vault item, holds the item's tags (comma-separated), not a field.
 const tagsField = "(tags)"
 
-// Fixture vault contents; tests look for these values in clear text where they must not be.
-const (
-	connectCredentials = `{"verifier":{"salt":"fixture-salt"},"uniqueKey":"fixture-credentials"}`
-	connectToken       = "fixture-connect-token"
-	serviceAccount     = "ops_fixture-service-account-token"
-)
-
-func fixtureVault() map[string]map[string]string {
-	return map[string]map[string]string{
-		"onepassword-connect": {"credentials": connectCredentials, "token": connectToken},
-		"argocd":              {"admin.password": "$2a$10$fixturehash", "server.secretkey": "fixture-server-key"},
-	}
-}
-
 // runProgram runs the program under the recording mock with the given cluster config and the
 // networking config of the norns stack.
 func runProgram(t *testing.T, cluster map[string]any, opts runOpts) *result {
 	t.Helper()
-	return runProgramWith(t, cluster, stackKey(t, "norns", "networking"), opts)
+	return runProgramWith(t, cluster, fixture.StackKey(t, "norns", "networking"), opts)
 }
 
 // runProgramWith runs the program with the given cluster and networking config.
@@ -290,7 +235,7 @@ func runProgramWith(t *testing.T, cluster, networking map[string]any, opts runOp
 		t.Fatal(err)
 	}
 	if opts.vault == nil {
-		opts.vault = fixtureVault()
+		opts.vault = fixture.Vault()
 	}
 	if adopt, _ := cluster["adopt"].(bool); opts.previous == nil && adopt && !opts.restore {
 		opts.previous = deployedRecord(cluster)
@@ -300,7 +245,7 @@ func runProgramWith(t *testing.T, cluster, networking map[string]any, opts runOp
 		"homelab:cluster":                 string(text),
 		"homelab:networking":              string(netText),
 		"homelab:argocd":                  `{"repoURL": "https://github.com/norns-homelab/homelab.git"}`,
-		"onepassword:serviceAccountToken": serviceAccount,
+		"onepassword:serviceAccountToken": fixture.ServiceAccount,
 	}
 	for k, v := range opts.config {
 		config[k] = v
@@ -308,7 +253,7 @@ func runProgramWith(t *testing.T, cluster, networking map[string]any, opts runOp
 	defer mockNodes(opts.unreachable)()
 	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
 		var err error
-		res.outputs, err = run(ctx, opts.data)
+		res.outputs, err = Run(ctx, opts.data)
 		return err
 	}, pulumi.WithMocks("homelab", "norns", res.recorder), func(info *pulumi.RunInfo) {
 		info.Config = config
@@ -326,7 +271,7 @@ func runProgramPlain(t *testing.T, cluster map[string]any, provider map[string]s
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := &result{recorder: &recorder{vault: fixtureVault()}}
+	res := &result{recorder: &recorder{vault: fixture.Vault()}}
 	config := map[string]string{"homelab:cluster": string(text), "homelab:argocd": `{"enabled": false}`}
 	for k, v := range provider {
 		config[k] = v
@@ -336,7 +281,7 @@ func runProgramPlain(t *testing.T, cluster map[string]any, provider map[string]s
 	t.Setenv("OP_CONNECT_TOKEN", "")
 	defer mockNodes(nil)()
 	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
-		_, err := run(ctx, src.FS)
+		_, err := Run(ctx, src.FS)
 		return err
 	}, pulumi.WithMocks("homelab", "norns", res.recorder), func(info *pulumi.RunInfo) { info.Config = config })
 	return res

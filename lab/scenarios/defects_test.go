@@ -1,4 +1,4 @@
-package main
+package scenarios
 
 import (
 	"io/fs"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"homelab/internal/fixture"
 	"homelab/src"
 )
 
@@ -38,9 +39,9 @@ func variant(t *testing.T, file, fixed, defective string) string {
 // TestLabCatchesACleanupThatLeavesPods: kubectl delete defaults to a background cascade, so the
 // DaemonSets' pods are still terminating when the clean-up checks, and a real cluster fails it.
 func TestLabCatchesACleanupThatLeavesPods(t *testing.T) {
-	c := freshNorns(t)
+	c := fixture.FreshNorns(t)
 	l := newLab(t, freshNodes(c), c)
-	l.setData(srcWith(t, map[string]string{"bootstrap/cni-cleanup.sh": variant(t, "bootstrap/cni-cleanup.sh",
+	l.setData(fixture.SrcWith(t, map[string]string{"bootstrap/cni-cleanup.sh": variant(t, "bootstrap/cni-cleanup.sh",
 		"--cascade=foreground --wait=true", "--wait=true")}))
 	s := l.up()
 	l.figures("bring-up, background-cascade clean-up", s)
@@ -57,11 +58,11 @@ func TestLabCatchesACleanupThatLeavesPods(t *testing.T) {
 // never passes. (The defective gate's wait is cut to 20 s here; on hardware it would hang for the
 // full 10 minutes, then stop the rollout.)
 func TestLabCatchesHealthAskedOfAWorker(t *testing.T) {
-	c := fiveNodes(t)
+	c := fixture.FiveNodes(t)
 	l := newLab(t, freshNodes(c), c)
 	gate := variant(t, "talos/gate.sh", `--endpoints "$HEALTH_ENDPOINT" --nodes "$HEALTH_ENDPOINT"`, `--endpoints "$NODE_ADDRESS" --nodes "$NODE_ADDRESS"`)
 	gate = strings.Replace(gate, "set -eu\n", "set -eu\nTIMEOUT=20s\n", 1)
-	l.setData(srcWith(t, map[string]string{"talos/gate.sh": gate}))
+	l.setData(fixture.SrcWith(t, map[string]string{"talos/gate.sh": gate}))
 	s := l.up()
 	l.figures("bring-up, health asked of a worker", s)
 	if s.err == nil {
@@ -75,7 +76,7 @@ func TestLabCatchesHealthAskedOfAWorker(t *testing.T) {
 // TestLabFiveNodeHandover runs the whole handover on three control planes and two workers, listed
 // out of order: control planes roll first, one node down at a time, and each worker's gate passes.
 func TestLabFiveNodeHandover(t *testing.T) {
-	c := fiveNodes(t)
+	c := fixture.FiveNodes(t)
 	l := newLab(t, freshNodes(c), c)
 	s := l.mustUp()
 	l.figures("five-node bring-up", s)

@@ -1,4 +1,4 @@
-package main
+package scenarios
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"homelab/internal/drift"
+	"homelab/internal/fixture"
 	"homelab/internal/talosplan"
 )
 
@@ -24,7 +25,7 @@ import (
 // vault's backup item the run stops before any node; with it, the identity is imported, no node
 // reboots, no node's config changes, and the next run is a no-op.
 func TestLabRestoreAfterTheStateIsLost(t *testing.T) {
-	c := freshNorns(t)
+	c := fixture.FreshNorns(t)
 	l := newLab(t, freshNodes(c), c)
 	l.figures("bring-up", l.mustUp())
 	bootIDs := map[string]string{}
@@ -164,7 +165,7 @@ func (l *lab) driftRun(t *testing.T, extra ...string) (string, int) {
 	// The stack file as an operator writes it (the Automation API stores values as JSON text).
 	stackFile, err := yaml.Marshal(map[string]any{"config": map[string]any{
 		"homelab:cluster":    l.cluster,
-		"homelab:networking": stackKey(t, "norns", "networking"),
+		"homelab:networking": fixture.StackKey(t, "norns", "networking"),
 		"homelab:argocd":     map[string]any{"repoURL": "https://github.com/norns-homelab/homelab.git"},
 	}})
 	if err != nil {
@@ -242,10 +243,10 @@ func (l *lab) waitRunning(t *testing.T) {
 // that node and field with exit status 2, never a secret value; the undo re-applies the program's
 // config to that node only, with the action the change needs; the command then exits 0.
 func TestLabDriftIsFoundAndUndone(t *testing.T) {
-	l, _ := adoptedLab(t, stack(t, "norns"))
+	l, _ := adoptedLab(t, fixture.Cluster(t, "norns"))
 	var secrets []string
 	secrets = append(secrets, bundleSecrets(t, l.w)...)
-	for _, fields := range fixtureVault() {
+	for _, fields := range fixture.Vault() {
 		for _, v := range fields {
 			secrets = append(secrets, v)
 		}

@@ -1,9 +1,11 @@
-package main
+package cluster
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"homelab/internal/fixture"
 )
 
 // What each kind of change costs a node, as the program registers it: the gate's inputs that
@@ -12,7 +14,7 @@ import (
 // gateInputs runs the program on norns changed by mutate and returns urd's gate environment.
 func gateEnv(t *testing.T, opts runOpts, mutate func(c map[string]any)) map[string]string {
 	t.Helper()
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	if mutate != nil {
 		mutate(c)
 	}
@@ -32,13 +34,13 @@ func TestAChangeIsLiveRebootOrUpgradeByWhatItChanges(t *testing.T) {
 		mutate func(map[string]any)
 		want   []string // gate inputs that change
 	}{
-		{"a live setting", runOpts{data: srcWith(t, map[string]string{"talos/patches/kubelet.yaml": "machine: {kubelet: {extraConfig: {maxPods: 250}}}\n"})}, nil, nil},
-		{"a setting Talos applies only at boot", runOpts{data: srcWith(t, map[string]string{"talos/patches/env.yaml": "machine: {env: {HTTP_PROXY: http://proxy:3128}}\n"})}, nil,
+		{"a live setting", runOpts{data: fixture.SrcWith(t, map[string]string{"talos/patches/kubelet.yaml": "machine: {kubelet: {extraConfig: {maxPods: 250}}}\n"})}, nil, nil},
+		{"a setting Talos applies only at boot", runOpts{data: fixture.SrcWith(t, map[string]string{"talos/patches/env.yaml": "machine: {env: {HTTP_PROXY: http://proxy:3128}}\n"})}, nil,
 			[]string{"REBOOT_SETTINGS", "ROLL_MARK"}},
 		{"the Talos version", runOpts{}, func(c map[string]any) { c["talosVersion"] = "v1.11.6" }, []string{"IMAGE", "TALOS_VERSION"}},
-		{"the schematic", runOpts{data: srcWith(t, map[string]string{"talos/schematic.yaml": "customization: {systemExtensions: {officialExtensions: [siderolabs/i915]}}\n"})}, nil,
+		{"the schematic", runOpts{data: fixture.SrcWith(t, map[string]string{"talos/schematic.yaml": "customization: {systemExtensions: {officialExtensions: [siderolabs/i915]}}\n"})}, nil,
 			[]string{"IMAGE", "SCHEMATIC"}},
-		{"kernel arguments without secure boot", runOpts{data: srcWith(t, map[string]string{"talos/patches/args.yaml": "machine: {install: {extraKernelArgs: [i915.enable_guc=3]}}\n"})},
+		{"kernel arguments without secure boot", runOpts{data: fixture.SrcWith(t, map[string]string{"talos/patches/args.yaml": "machine: {install: {extraKernelArgs: [i915.enable_guc=3]}}\n"})},
 			func(c map[string]any) { c["secureBoot"] = false }, []string{"IMAGE", "KERNEL_ARGS"}},
 		{"the Kubernetes version", runOpts{}, func(c map[string]any) { c["kubernetesVersion"] = "v1.34.2" }, nil},
 	} {
@@ -58,9 +60,9 @@ func TestAChangeIsLiveRebootOrUpgradeByWhatItChanges(t *testing.T) {
 }
 
 func TestKubernetesUpgradeRunsBeforeAnyConfigCarryingItsVersion(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	c["kubernetesVersion"] = "v1.34.2"
-	r := mustRun(t, c, runOpts{previous: deployedRecord(stack(t, "norns"))})
+	r := mustRun(t, c, runOpts{previous: deployedRecord(fixture.Cluster(t, "norns"))})
 	up := r.get(t, commandToken, "k8s-upgrade")
 	if env := up.Inputs["environment"].ObjectValue(); str(env["KUBERNETES_VERSION"]) != "v1.34.2" {
 		t.Errorf("k8s-upgrade targets %s", str(env["KUBERNETES_VERSION"]))
@@ -76,9 +78,9 @@ func TestKubernetesUpgradeRunsBeforeAnyConfigCarryingItsVersion(t *testing.T) {
 }
 
 func TestARefusedUpgradeRegistersNothing(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	c["kubernetesVersion"] = "v1.33.5"
-	r := runProgram(t, c, runOpts{previous: deployedRecord(stack(t, "norns"))})
+	r := runProgram(t, c, runOpts{previous: deployedRecord(fixture.Cluster(t, "norns"))})
 	if r.err == nil || !strings.Contains(r.err.Error(), "cannot be downgraded") {
 		t.Fatalf("error %v", r.err)
 	}
@@ -88,8 +90,8 @@ func TestARefusedUpgradeRegistersNothing(t *testing.T) {
 }
 
 func TestARemovedNodeLeavesBeforeTheHealthGate(t *testing.T) {
-	c := stack(t, "norns")
-	before := deployedRecord(fiveNodes(t))
+	c := fixture.Cluster(t, "norns")
+	before := deployedRecord(fixture.FiveNodes(t))
 	r := mustRun(t, c, runOpts{previous: before})
 	for _, gone := range []string{"w1", "w2"} {
 		rm := r.get(t, commandToken, "remove-"+gone)
@@ -110,7 +112,7 @@ func TestARemovedNodeLeavesBeforeTheHealthGate(t *testing.T) {
 }
 
 func TestKernelArgsUnderSecureBootAreRefusedUpFront(t *testing.T) {
-	r := runProgram(t, stack(t, "norns"), runOpts{data: srcWith(t, map[string]string{"talos/patches/args.yaml": "machine: {install: {extraKernelArgs: [i915.enable_guc=3]}}\n"})})
+	r := runProgram(t, fixture.Cluster(t, "norns"), runOpts{data: fixture.SrcWith(t, map[string]string{"talos/patches/args.yaml": "machine: {install: {extraKernelArgs: [i915.enable_guc=3]}}\n"})})
 	if r.err == nil || !strings.Contains(r.err.Error(), "src/talos/patches/args.yaml sets machine.install.extraKernelArgs") {
 		t.Fatalf("error %v", r.err)
 	}
@@ -122,7 +124,7 @@ func TestKernelArgsUnderSecureBootAreRefusedUpFront(t *testing.T) {
 // The refusal to switch secureBoot reads the boot mode from the deployment record the program
 // exports, so the record must carry it: run once, feed the export back as the last deployment.
 func TestSecureBootCannotBeSwitchedUnderADeployedCluster(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	first := mustRun(t, c, runOpts{})
 	b, err := json.Marshal(first.outputs[deployedOutput])
 	if err != nil {

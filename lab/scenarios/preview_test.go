@@ -1,4 +1,4 @@
-package main
+package scenarios
 
 import (
 	"os"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"homelab/internal/fixture"
 	"homelab/internal/prcomment"
 	"homelab/src"
 )
@@ -75,15 +76,15 @@ func nodeRow(t *testing.T, comment, node string) []string {
 // Each preview plans exactly the resources the change touches, and each comment says what every
 // node goes through, in roll order, with no secret in it. No node is touched by any preview.
 func TestLabPreviewsAndPullRequestComments(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	l, _ := adoptedLab(t, c)
 	secrets := bundleSecrets(t, l.w)
-	for _, fields := range fixtureVault() {
+	for _, fields := range fixture.Vault() {
 		for _, v := range fields {
 			secrets = append(secrets, v)
 		}
 	}
-	maxPods := srcWith(t, map[string]string{"talos/patches/kubelet.yaml": "machine:\n  kubelet:\n    extraConfig:\n      maxPods: 250\n"})
+	maxPods := fixture.SrcWith(t, map[string]string{"talos/patches/kubelet.yaml": "machine:\n  kubelet:\n    extraConfig:\n      maxPods: 250\n"})
 	liveChange := []string{}
 	for _, n := range []string{"urd", "verdandi", "skuld"} {
 		liveChange = append(liveChange, "config-apply-"+n+" update", "config-stage-"+n+" update")
@@ -133,7 +134,7 @@ func TestLabPreviewsAndPullRequestComments(t *testing.T) {
 	})
 
 	t.Run("a setting Talos applies only on boot", func(t *testing.T) {
-		l.setData(srcWith(t, map[string]string{"talos/patches/kubelet.yaml": "machine:\n  kubelet:\n    extraConfig:\n      maxPods: 300\n  env:\n    GODEBUG: netdns=go\n"}))
+		l.setData(fixture.SrcWith(t, map[string]string{"talos/patches/kubelet.yaml": "machine:\n  kubelet:\n    extraConfig:\n      maxPods: 300\n  env:\n    GODEBUG: netdns=go\n"}))
 		p := l.preview()
 		if p.err != nil {
 			t.Fatalf("preview failed: %v\n%s", p.err, tail(p.output))

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"homelab/internal/fixture"
 )
 
 // A stack that adopts a running cluster and has no state restores it: the identity is imported
@@ -13,13 +15,13 @@ import (
 // first managed config staged.
 
 func backupVault(bundle string) map[string]map[string]string {
-	v := fixtureVault()
+	v := fixture.Vault()
 	v["talos-norns"] = map[string]string{"secrets.yaml": bundle, "talosconfig": "context: norns\n"}
 	return v
 }
 
 func TestAdoptionNeverMintsAnIdentity(t *testing.T) {
-	r := runProgram(t, stack(t, "norns"), runOpts{restore: true})
+	r := runProgram(t, fixture.Cluster(t, "norns"), runOpts{restore: true})
 	if r.err == nil {
 		t.Fatal("a restore without the identity went on")
 	}
@@ -35,7 +37,7 @@ func TestAdoptionNeverMintsAnIdentity(t *testing.T) {
 
 func TestRestoreImportsTheIdentityFromTheBackup(t *testing.T) {
 	dir := t.TempDir()
-	r := mustRun(t, stack(t, "norns"), runOpts{restore: true, root: dir, vault: backupVault("cluster:\n  id: from-the-vault\n")})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{restore: true, root: dir, vault: backupVault("cluster:\n  id: from-the-vault\n")})
 	sec := r.get(t, secretsToken, "cluster-secrets")
 	if got := sec.Req.GetImportId(); got != "secrets.yaml" {
 		t.Errorf("the secrets bundle is imported from %q, want secrets.yaml", got)
@@ -59,7 +61,7 @@ func TestRestorePrefersAGivenSecretsFile(t *testing.T) {
 	if err := os.WriteFile(given, []byte("cluster:\n  id: given\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := mustRun(t, stack(t, "norns"), runOpts{restore: true, root: dir}) // no backup item in the vault
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{restore: true, root: dir}) // no backup item in the vault
 	if got := r.get(t, secretsToken, "cluster-secrets").Req.GetImportId(); got != "secrets.yaml" {
 		t.Errorf("import from %q, want secrets.yaml", got)
 	}
@@ -69,7 +71,7 @@ func TestRestorePrefersAGivenSecretsFile(t *testing.T) {
 }
 
 func TestAStackThatDeployedNeverImports(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	if id := r.get(t, secretsToken, "cluster-secrets").Req.GetImportId(); id != "" {
 		t.Errorf("a stack with state imports its identity from %q", id)
 	}
@@ -95,7 +97,7 @@ func TestRestoreAdoptsTheBackupItemItRestoresFrom(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := mustRun(t, stack(t, "norns"), opts(t.TempDir()))
+			r := mustRun(t, fixture.Cluster(t, "norns"), opts(t.TempDir()))
 			item := r.get(t, itemToken, "backup")
 			if got, want := item.Req.GetImportId(), "vaults/vault-uuid/items/uuid-talos-norns"; got != want {
 				t.Errorf("the backup item is registered with import ID %q, want %q (the item restored from)", got, want)
@@ -115,14 +117,14 @@ func TestRestoreWithoutABackupItemCreatesOne(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "secrets.yaml"), []byte("cluster:\n  id: given\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := mustRun(t, stack(t, "norns"), runOpts{restore: true, root: dir})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{restore: true, root: dir})
 	if id := r.get(t, itemToken, "backup").Req.GetImportId(); id != "" {
 		t.Errorf("the backup item is imported from %q though the vault has none", id)
 	}
 }
 
 func TestNewClusterStopsWhenTheVaultHoldsABackup(t *testing.T) {
-	r := runProgram(t, freshNorns(t), runOpts{vault: backupVault("cluster:\n  id: another\n")})
+	r := runProgram(t, fixture.FreshNorns(t), runOpts{vault: backupVault("cluster:\n  id: another\n")})
 	if r.err == nil {
 		t.Fatal("a new cluster went on beside an existing backup item of its title")
 	}
@@ -137,7 +139,7 @@ func TestNewClusterStopsWhenTheVaultHoldsABackup(t *testing.T) {
 }
 
 func TestBackupCategoryNeverReplacesTheItem(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	item := r.get(t, itemToken, "backup")
 	if id := item.Req.GetImportId(); id != "" {
 		t.Errorf("a stack with state imports its backup from %q", id)
@@ -153,7 +155,7 @@ func TestBackupCategoryNeverReplacesTheItem(t *testing.T) {
 func TestNewClusterResumesBesideItsOwnBackupItem(t *testing.T) {
 	v := backupVault("cluster:\n  id: this-one\n")
 	v["talos-norns"][tagsField] = "talos,pulumi,pulumi-stack/homelab/norns"
-	r := mustRun(t, freshNorns(t), runOpts{vault: v})
+	r := mustRun(t, fixture.FreshNorns(t), runOpts{vault: v})
 	item := r.get(t, itemToken, "backup")
 	if id := item.Req.GetImportId(); id != "" {
 		t.Errorf("the run imports its own backup item from %q; the state holds it", id)
@@ -162,7 +164,7 @@ func TestNewClusterResumesBesideItsOwnBackupItem(t *testing.T) {
 		t.Errorf("the backup item does not carry the stack's tag: %v", item.Inputs["tags"])
 	}
 	v["talos-norns"][tagsField] = "talos,pulumi,pulumi-stack/homelab/other"
-	if r := runProgram(t, freshNorns(t), runOpts{vault: v}); r.err == nil {
+	if r := runProgram(t, fixture.FreshNorns(t), runOpts{vault: v}); r.err == nil {
 		t.Error("a new cluster went on beside another stack's backup item")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package scenarios
 
 import (
 	"encoding/json"
@@ -12,6 +12,7 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
 	"gopkg.in/yaml.v3"
 
+	"homelab/internal/fixture"
 	"homelab/internal/render"
 	"homelab/internal/stackconfig"
 	"homelab/internal/talosplan"
@@ -124,7 +125,7 @@ func (l *lab) backupInVault(rc *runningCluster) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	vault := fixtureVault()
+	vault := fixture.Vault()
 	vault["talos-norns"] = map[string]string{"secrets.yaml": string(text)}
 	writeVault(l.t, l.w.state, map[string]map[string]map[string]string{"kubernetes": vault})
 }
@@ -133,7 +134,7 @@ func (l *lab) backupInVault(rc *runningCluster) {
 // backup item, and pulumi up with adopt: true on an empty state. The identity is imported, nothing
 // is replaced, nothing reboots, no bootstrap runs, and a second run touches nothing.
 func TestLabAdoptionOfRunningNorns(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	work := t.TempDir()
 	rc := newRunningCluster(t, labCluster(t, c), work)
 	l := newLab(t, rc.machines(c), c)
@@ -167,9 +168,9 @@ func TestLabAdoptionOfRunningNorns(t *testing.T) {
 // TestLabMissingVaultItemStopsBeforeAnyNode: a missing vault field stops the run before anything
 // is registered, naming vault, item and field.
 func TestLabMissingVaultItemStopsBeforeAnyNode(t *testing.T) {
-	c := freshNorns(t)
+	c := fixture.FreshNorns(t)
 	l := newLab(t, freshNodes(c), c)
-	vault := fixtureVault()
+	vault := fixture.Vault()
 	delete(vault["onepassword-connect"], "token")
 	writeVault(t, l.w.state, map[string]map[string]map[string]string{"kubernetes": vault})
 	s := l.up()

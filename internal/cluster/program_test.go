@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"slices"
@@ -8,10 +8,12 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"homelab/internal/fixture"
 )
 
 func TestSecretsAreProtected(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	sec := r.get(t, secretsToken, "cluster-secrets")
 	if !sec.Req.GetProtect() {
 		t.Error("the secrets bundle is not protected: pulumi destroy would drop the cluster identity")
@@ -30,7 +32,7 @@ func TestSecretsAreProtected(t *testing.T) {
 }
 
 func TestContractNeverChangesUnderARunningCluster(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	delete(c, "contract")
 	c["talosVersion"] = "v1.12.0" // an upgrade that forgot to pin the contract
 	r := runProgram(t, c, runOpts{storedContract: "v1.11"})
@@ -44,13 +46,13 @@ func TestContractNeverChangesUnderARunningCluster(t *testing.T) {
 	if r := runProgram(t, c, runOpts{storedContract: "v1.11"}); r.err != nil {
 		t.Errorf("a pinned contract still fails: %v", r.err)
 	}
-	if r := runProgram(t, stack(t, "norns"), runOpts{storedContract: "v1.3"}); r.err != nil {
+	if r := runProgram(t, fixture.Cluster(t, "norns"), runOpts{storedContract: "v1.3"}); r.err != nil {
 		t.Errorf("a bundle imported from talosctl records v1.3 and must not block: %v", r.err)
 	}
 }
 
 func TestEveryResourceHasAHomelabComponentParent(t *testing.T) {
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	for _, res := range r.resources {
 		if !res.Req.GetCustom() || strings.HasPrefix(res.Type, "pulumi:providers:") {
 			continue // components have the stack or a component as parent; providers are shared
@@ -63,7 +65,7 @@ func TestEveryResourceHasAHomelabComponentParent(t *testing.T) {
 }
 
 func TestFreshClusterInstallsEveryNodeInParallelInBringUpConfig(t *testing.T) {
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	installs := r.ofType(applyToken)
 	var names []string
 	for _, in := range installs {
@@ -95,7 +97,7 @@ func TestFreshClusterInstallsEveryNodeInParallelInBringUpConfig(t *testing.T) {
 }
 
 func TestBootstrapWaitsForEveryControlPlaneInstall(t *testing.T) {
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	boots := r.ofType(bootstrapToken)
 	if len(boots) != 1 {
 		t.Fatalf("%d bootstrap resources (%s); etcd must be bootstrapped exactly once", len(boots), r.names(bootstrapToken))
@@ -115,7 +117,7 @@ func TestBootstrapWaitsForEveryControlPlaneInstall(t *testing.T) {
 }
 
 func TestKubeconfigWaitsForBootstrap(t *testing.T) {
-	r := mustRun(t, freshNorns(t), runOpts{})
+	r := mustRun(t, fixture.FreshNorns(t), runOpts{})
 	kc := r.get(t, kubeconfigTok, "bootstrap-kubeconfig")
 	if !kc.deps()["bootstrap-etcd"] {
 		t.Errorf("the kubeconfig does not wait for the etcd bootstrap; deps: %v", kc.deps())
@@ -123,7 +125,7 @@ func TestKubeconfigWaitsForBootstrap(t *testing.T) {
 }
 
 func TestAdoptedClusterIsNeverBootstrapped(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	if boots := r.ofType(bootstrapToken); len(boots) != 0 {
 		t.Errorf("an adopted cluster registers %s; a second bootstrap fails after its timeout", r.names(bootstrapToken))
 	}
@@ -136,7 +138,7 @@ func TestAdoptedClusterIsNeverBootstrapped(t *testing.T) {
 }
 
 func TestPreviewContactsNoNode(t *testing.T) {
-	r := mustRun(t, freshNorns(t), runOpts{preview: true})
+	r := mustRun(t, fixture.FreshNorns(t), runOpts{preview: true})
 	for _, inv := range r.invokes {
 		if inv == healthInvoke || inv == disksInvoke {
 			t.Errorf("preview called %s, which contacts the nodes", inv)
@@ -148,14 +150,14 @@ func TestPreviewContactsNoNode(t *testing.T) {
 }
 
 func TestHealthGateRunsDuringUp(t *testing.T) {
-	r := mustRun(t, freshNorns(t), runOpts{})
+	r := mustRun(t, fixture.FreshNorns(t), runOpts{})
 	if !slices.Contains(r.invokes, healthInvoke) {
 		t.Errorf("pulumi up ran no health check; invokes: %v", r.invokes)
 	}
 }
 
 func TestStackOutputsAreSecret(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	for _, name := range []string{"kubeconfig", "talosconfig"} {
 		if res := await(t, pulumi.ToOutput(r.outputs[name])); !res.Secret {
 			t.Errorf("stack output %s is not secret", name)
@@ -167,7 +169,7 @@ func TestStackOutputsAreSecret(t *testing.T) {
 }
 
 func TestRolloutStagesThenRebootsOneNodeAtATimeThenAppliesLive(t *testing.T) {
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	order := []string{"urd", "verdandi", "skuld", "w1", "w2"}
 	for i, n := range order {
 		stage := r.get(t, applyToken, "config-stage-"+n)
@@ -200,7 +202,7 @@ func TestRolloutStagesThenRebootsOneNodeAtATimeThenAppliesLive(t *testing.T) {
 }
 
 func TestNoTwoRebootGatesCanRunAtOnce(t *testing.T) {
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	var gates []registration
 	for _, c := range r.ofType(commandToken) {
 		if strings.HasPrefix(c.Name, "config-gate-") {
@@ -220,7 +222,7 @@ func TestNoTwoRebootGatesCanRunAtOnce(t *testing.T) {
 }
 
 func TestRebootGateShowsSettingsAndKeepsCredentialsSecret(t *testing.T) {
-	r := mustRun(t, freshNorns(t), runOpts{})
+	r := mustRun(t, fixture.FreshNorns(t), runOpts{})
 	env := r.get(t, commandToken, "config-gate-urd").Inputs["environment"].ObjectValue()
 	for _, key := range []string{"TALOSCONFIG_DATA", "KUBECONFIG_DATA"} {
 		if !env[resource.PropertyKey(key)].IsSecret() {
@@ -237,7 +239,7 @@ func TestRebootGateShowsSettingsAndKeepsCredentialsSecret(t *testing.T) {
 }
 
 func TestInvalidConfigRegistersNothing(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	c["nodes"].([]any)[0].(map[string]any)["instalDisk"] = "/dev/sda"
 	r := runProgram(t, c, runOpts{})
 	if r.err == nil || !strings.Contains(r.err.Error(), "homelab:cluster.nodes[0].instalDisk: unknown key; did you mean installDisk?") {
@@ -250,7 +252,7 @@ func TestInvalidConfigRegistersNothing(t *testing.T) {
 
 func TestBrokenPatchRegistersNothing(t *testing.T) {
 	data := fstest.MapFS{"talos/patches/broken.yaml": {Data: []byte("machine: [\n")}}
-	r := runProgram(t, stack(t, "norns"), runOpts{data: data})
+	r := runProgram(t, fixture.Cluster(t, "norns"), runOpts{data: data})
 	if r.err == nil || !strings.Contains(r.err.Error(), "src/talos/patches/broken.yaml") {
 		t.Errorf("error %v; want the broken file named", r.err)
 	}
@@ -260,7 +262,7 @@ func TestBrokenPatchRegistersNothing(t *testing.T) {
 }
 
 func TestPatchesAreReviewableOnEveryApply(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	apply := r.get(t, applyToken, "config-apply-urd")
 	patches := apply.Inputs["configPatches"]
 	if patches.IsSecret() || !patches.IsArray() {
@@ -282,7 +284,7 @@ func TestPatchesAreReviewableOnEveryApply(t *testing.T) {
 }
 
 func TestDestroyHarmsNothing(t *testing.T) {
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	for _, res := range r.resources {
 		switch {
 		case res.Type == applyToken:
@@ -306,7 +308,7 @@ func TestDestroyHarmsNothing(t *testing.T) {
 }
 
 func TestKubeconfigClientKeyIsEncryptedInState(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	kc := r.get(t, kubeconfigTok, "bootstrap-kubeconfig")
 	if !slices.Contains(kc.Req.GetAdditionalSecretOutputs(), "kubernetesClientConfiguration") {
 		t.Errorf("additional secret outputs %v: the client key in kubernetesClientConfiguration would be stored in clear", kc.Req.GetAdditionalSecretOutputs())
@@ -314,7 +316,7 @@ func TestKubeconfigClientKeyIsEncryptedInState(t *testing.T) {
 }
 
 func TestInstallsAreNeverUpdated(t *testing.T) {
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	for _, n := range []string{"urd", "verdandi", "skuld", "w1", "w2"} {
 		in := r.get(t, applyToken, "install-"+n)
 		for key := range in.Inputs {
@@ -327,7 +329,7 @@ func TestInstallsAreNeverUpdated(t *testing.T) {
 
 func TestNodesAreResetOnDestroyOnlyWhenTheStackOptsIn(t *testing.T) {
 	for _, optIn := range []bool{false, true} {
-		c := stack(t, "norns")
+		c := fixture.Cluster(t, "norns")
 		c["resetOnDestroy"] = optIn
 		r := mustRun(t, c, runOpts{})
 		for _, res := range r.ofType(applyToken) {
@@ -362,14 +364,14 @@ func TestNodesAreResetOnDestroyOnlyWhenTheStackOptsIn(t *testing.T) {
 }
 
 func TestUpStopsWhenANodeDoesNotAnswer(t *testing.T) {
-	r := runProgram(t, stack(t, "norns"), runOpts{unreachable: []string{"192.168.0.121"}})
+	r := runProgram(t, fixture.Cluster(t, "norns"), runOpts{unreachable: []string{"192.168.0.121"}})
 	if r.err == nil || !strings.Contains(r.err.Error(), "verdandi (192.168.0.121)") || !strings.Contains(r.err.Error(), "nothing was changed") {
 		t.Fatalf("error %v; want verdandi named", r.err)
 	}
 	if len(r.resources) != 0 {
 		t.Errorf("registered %s before stopping", r.names(""))
 	}
-	if p := runProgram(t, stack(t, "norns"), runOpts{unreachable: []string{"192.168.0.121"}, preview: true}); p.err != nil {
+	if p := runProgram(t, fixture.Cluster(t, "norns"), runOpts{unreachable: []string{"192.168.0.121"}, preview: true}); p.err != nil {
 		t.Errorf("a preview checked the nodes: %v", p.err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package scenarios
 
 // The lab's harness: the real Pulumi engine (the CLI lab/build builds) runs the program (run, as
 // an Automation API inline program) against a simulated homelab (labworld: Talos nodes that serve
@@ -35,11 +35,20 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"homelab/internal/cluster"
+	"homelab/internal/fixture"
+	_ "homelab/internal/golden" // registers -update for go test ./...
 	"homelab/src"
 )
 
 // opTimeout bounds one engine operation of a scenario, so a hang fails the scenario instead of CI.
 const opTimeout = 8 * time.Minute
+
+// The Talos provider's ConfigurationApply and the command provider's local Command.
+const (
+	applyToken   = "talos:machine/configurationApply:ConfigurationApply"
+	commandToken = "command:local:Command"
+)
 
 // labScale compresses hardware time in the lab (see lab/sim/labtime): a 90 s reboot takes 3 s.
 const labScale = 30
@@ -59,12 +68,25 @@ func labNameOf(addr string) string {
 	return addr
 }
 
-func labDir(t *testing.T) string {
+// labBuilt reports whether LAB_DIR holds a lab that lab/build finished.
+func labBuilt() bool {
 	dir := os.Getenv("LAB_DIR")
-	if _, err := os.Stat(filepath.Join(dir, "ready")); dir == "" || err != nil {
-		t.Skip("lab not built: run lab/build, then LAB_DIR=$PWD/.lab go test -count=1 -timeout 80m -v -run Lab . (or mise run lab)")
+	_, err := os.Stat(filepath.Join(dir, "ready"))
+	return dir != "" && err == nil
+}
+
+// TestMain skips every scenario with one line when the lab is not built: `go test ./...` then
+// costs nothing here.
+func TestMain(m *testing.M) {
+	if !labBuilt() {
+		fmt.Println("lab not built: the scenarios skip; run them with lab/build && LAB_DIR=$PWD/.lab go test -count=1 -timeout 80m -v ./lab/scenarios (or mise run lab)")
+		os.Exit(0)
 	}
-	abs, err := filepath.Abs(dir)
+	os.Exit(m.Run())
+}
+
+func labDir(t *testing.T) string {
+	abs, err := filepath.Abs(os.Getenv("LAB_DIR"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +299,7 @@ type labNode struct {
 
 // newLab starts a world with machines in maintenance mode (or running, with config) and a stack
 // with the given cluster config, its nodes at their lab addresses.
-func newLab(t *testing.T, machines []labNode, cluster map[string]any) *lab {
+func newLab(t *testing.T, machines []labNode, c map[string]any) *lab {
 	dir := labDir(t)
 	work := t.TempDir()
 	if keep := os.Getenv("LAB_KEEP"); keep != "" {
@@ -291,7 +313,7 @@ func newLab(t *testing.T, machines []labNode, cluster map[string]any) *lab {
 			t.Fatal(err)
 		}
 	}
-	writeVault(t, state, map[string]map[string]map[string]string{"kubernetes": fixtureVault()})
+	writeVault(t, state, map[string]map[string]map[string]string{"kubernetes": fixture.Vault()})
 	l := &lab{t: t, work: work, data: src.FS}
 	l.w = startWorld(t, dir, state)
 	for _, m := range machines {
@@ -321,7 +343,7 @@ func newLab(t *testing.T, machines []labNode, cluster map[string]any) *lab {
 		l.mu.Lock()
 		data := l.data
 		l.mu.Unlock()
-		_, err := run(ctx, data)
+		_, err := cluster.Run(ctx, data)
 		return err
 	}
 	l.newStack = func() {
@@ -337,7 +359,7 @@ func newLab(t *testing.T, machines []labNode, cluster map[string]any) *lab {
 		}
 	}
 	l.newStack()
-	l.configure(cluster)
+	l.configure(c)
 	return l
 }
 
@@ -432,7 +454,7 @@ func (l *lab) configure(cluster map[string]any) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	netText, err := json.Marshal(stackKey(l.t, "norns", "networking"))
+	netText, err := json.Marshal(fixture.StackKey(l.t, "norns", "networking"))
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -440,7 +462,7 @@ func (l *lab) configure(cluster map[string]any) {
 		"homelab:cluster":                 {Value: string(text)},
 		"homelab:networking":              {Value: string(netText)},
 		"homelab:argocd":                  {Value: `{"repoURL": "https://github.com/norns-homelab/homelab.git"}`},
-		"onepassword:serviceAccountToken": {Value: serviceAccount, Secret: true},
+		"onepassword:serviceAccountToken": {Value: fixture.ServiceAccount, Secret: true},
 	})
 	if err != nil {
 		l.t.Fatal(err)
@@ -724,16 +746,6 @@ func (l *lab) longestApplyChain() int {
 		longest = max(longest, depth(urn))
 	}
 	return longest
-}
-
-// srcWith is src/ with some files added or replaced.
-func srcWith(t *testing.T, files map[string]string) fs.FS {
-	t.Helper()
-	data, err := src.With(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }
 
 // freshNodes are machines in maintenance mode, named after the cluster config's nodes.

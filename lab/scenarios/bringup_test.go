@@ -1,4 +1,4 @@
-package main
+package scenarios
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
 	"gopkg.in/yaml.v3"
+
+	"homelab/internal/fixture"
 )
 
 var nornsControlPlanes = map[string]bool{"urd": true, "verdandi": true, "skuld": true}
@@ -17,7 +19,7 @@ var nornsControlPlanes = map[string]bool{"urd": true, "verdandi": true, "skuld":
 // TestLabNewClusterAndItsLife brings a new norns up from maintenance mode, then lives with it:
 // a re-run, a live change, adoption, a new worker, a state export and a destroy.
 func TestLabNewClusterAndItsLife(t *testing.T) {
-	c := freshNorns(t)
+	c := fixture.FreshNorns(t)
 	l := newLab(t, freshNodes(c), c)
 
 	t.Run("preview contacts no node", func(t *testing.T) {
@@ -78,7 +80,7 @@ func TestLabNewClusterAndItsLife(t *testing.T) {
 	})
 
 	t.Run("live change reaches every node in parallel without a reboot", func(t *testing.T) {
-		l.setData(srcWith(t, map[string]string{"talos/patches/kubelet.yaml": "machine:\n  kubelet:\n    extraConfig:\n      maxPods: 250\n"}))
+		l.setData(fixture.SrcWith(t, map[string]string{"talos/patches/kubelet.yaml": "machine:\n  kubelet:\n    extraConfig:\n      maxPods: 250\n"}))
 		s := l.mustUp()
 		l.figures("live change", s)
 		if r := count(s.events, "reboot"); len(r) != 0 {
@@ -96,7 +98,7 @@ func TestLabNewClusterAndItsLife(t *testing.T) {
 	})
 
 	t.Run("adopting the running cluster reboots nothing", func(t *testing.T) {
-		c := freshNorns(t)
+		c := fixture.FreshNorns(t)
 		c["adopt"] = true
 		l.configure(c)
 		s := l.mustUp()
@@ -114,7 +116,7 @@ func TestLabNewClusterAndItsLife(t *testing.T) {
 	t.Run("a new worker touches no other node and passes its gate", func(t *testing.T) {
 		l.w.post("/nodes", map[string]any{"address": labAddr["mimir"]})
 		l.w.waitBooted(len(l.nodeNames()) + 1)
-		c := freshNorns(t)
+		c := fixture.FreshNorns(t)
 		c["adopt"] = true
 		c["nodes"] = append(c["nodes"].([]any), map[string]any{"name": "mimir", "role": "worker"})
 		l.configure(c)
@@ -136,7 +138,7 @@ func TestLabNewClusterAndItsLife(t *testing.T) {
 		if err != nil {
 			t.Fatalf("pulumi stack export: %v\n%s", err, stderr)
 		}
-		for _, secret := range append(bundleSecrets(t, l.w), connectToken, "fixture-credentials", serviceAccount, "fixture-server-key") {
+		for _, secret := range append(bundleSecrets(t, l.w), fixture.ConnectToken, "fixture-credentials", fixture.ServiceAccount, "fixture-server-key") {
 			if strings.Contains(text, secret) {
 				t.Errorf("the plain stack export contains a secret value (%.12s...)", secret)
 			}

@@ -1,4 +1,4 @@
-package main
+package scenarios
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
+
+	"homelab/internal/fixture"
 )
 
 // Scenarios of a cluster's life after bring-up, on a running cluster the lab adopts (restored from
@@ -66,7 +68,7 @@ func backupItems(t *testing.T, l *lab) int {
 }
 
 func fiveNodesAdopted(t *testing.T) map[string]any {
-	c := fiveNodes(t)
+	c := fixture.FiveNodes(t)
 	c["adopt"] = true
 	return c
 }
@@ -129,7 +131,7 @@ func TestLabTalosAndKubernetesUpgrades(t *testing.T) {
 	})
 
 	t.Run("a schematic change", func(t *testing.T) {
-		l.setData(srcWith(t, map[string]string{"talos/schematic.yaml": strings.Replace(srcFile(t, "talos/schematic.yaml"), "      - siderolabs/gvisor\n", "", 1)}))
+		l.setData(fixture.SrcWith(t, map[string]string{"talos/schematic.yaml": strings.Replace(srcFile(t, "talos/schematic.yaml"), "      - siderolabs/gvisor\n", "", 1)}))
 		s := l.mustUp()
 		l.figures("schematic change", s)
 		downOnce(t, l, s, "upgrade")
@@ -180,9 +182,9 @@ func TestLabTalosAndKubernetesUpgrades(t *testing.T) {
 // exactly one upgrade and then boots with the new arguments; a second run changes nothing. On UEFI
 // machines (systemd-boot, which ignores them) the first gate stops before any node goes down.
 func TestLabKernelArgumentsReachTheBootEntry(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	c["secureBoot"] = false
-	kernelArgs := srcWith(t, map[string]string{"talos/patches/kernel-args.yaml": "machine:\n  install:\n    extraKernelArgs:\n      - net.ifnames=0\n      - talos.dashboard.disabled=1\n"})
+	kernelArgs := fixture.SrcWith(t, map[string]string{"talos/patches/kernel-args.yaml": "machine:\n  install:\n    extraKernelArgs:\n      - net.ifnames=0\n      - talos.dashboard.disabled=1\n"})
 
 	t.Run("uefi", func(t *testing.T) { // refused before any node goes down (a short name: the world socket path is bounded)
 		l, _ := adoptedLab(t, c)
@@ -264,7 +266,7 @@ func TestLabNodeRemoval(t *testing.T) {
 // repository in a setting Talos cannot apply live: each reboots once, one at a time; the restore
 // never leaves a failed live apply halfway.
 func TestLabAdoptionRebootsOnlyWhatNeedsIt(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	rc := newRunningCluster(t, labCluster(t, c), t.TempDir())
 	for name, cfg := range rc.configs {
 		// A setting of the running nodes that the repository does not have, and Talos applies only at boot.
@@ -287,7 +289,7 @@ func TestLabAdoptionRebootsOnlyWhatNeedsIt(t *testing.T) {
 // TestLabAdoptionWithoutTheIdentityStops: no secrets.yaml and no backup item: the run stops before
 // any resource, naming what to put where.
 func TestLabAdoptionWithoutTheIdentityStops(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	rc := newRunningCluster(t, labCluster(t, c), t.TempDir())
 	l := newLab(t, rc.machines(c), c)
 	l.startAdopted()
@@ -312,7 +314,7 @@ func TestLabAdoptionWithoutTheIdentityStops(t *testing.T) {
 // TestLabUnreachableNodeStopsWithinSeconds: one node's Talos API is gone; up stops at once,
 // naming it, before any node is touched (the provider would retry 10 minutes per resource).
 func TestLabUnreachableNodeStopsWithinSeconds(t *testing.T) {
-	l, _ := adoptedLab(t, stack(t, "norns"))
+	l, _ := adoptedLab(t, fixture.Cluster(t, "norns"))
 	l.w.post("/nodes/"+labAddr["verdandi"]+"/unreachable", nil)
 	s := l.up()
 	l.figures("unreachable node", s)
@@ -330,7 +332,7 @@ func TestLabUnreachableNodeStopsWithinSeconds(t *testing.T) {
 // a pool address and a control plane announces it (Cilium's L2 announcer selects nodes by the
 // policy's nodeSelector only).
 func TestLabControlPlaneOnlyL2Announcement(t *testing.T) {
-	l, _ := adoptedLab(t, stack(t, "norns"))
+	l, _ := adoptedLab(t, fixture.Cluster(t, "norns"))
 	if out, err := l.w.kubectl("-n", "default", "create", "service", "loadbalancer", "web", "--tcp=80:80"); err != nil {
 		t.Fatal(err, out)
 	}
@@ -358,7 +360,7 @@ func TestLabControlPlaneOnlyL2Announcement(t *testing.T) {
 // TestLabDestroyResetsNodesOnlyOnOptIn: with resetOnDestroy, destroy resets every node once, back
 // in maintenance mode (never powered off), before it stops at the protected resources.
 func TestLabDestroyResetsNodesOnlyOnOptIn(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	c["resetOnDestroy"] = true
 	l, _ := adoptedLab(t, c)
 	defer l.inProject()()

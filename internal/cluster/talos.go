@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"

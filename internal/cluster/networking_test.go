@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"encoding/base64"
@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"homelab/internal/fixture"
 	"homelab/internal/golden"
 )
 
@@ -21,7 +22,7 @@ const (
 )
 
 func TestGatewayAPICRDsComeBeforeCilium(t *testing.T) {
-	r := mustRun(t, freshNorns(t), runOpts{})
+	r := mustRun(t, fixture.FreshNorns(t), runOpts{})
 	var crds []registration
 	for _, crd := range r.ofType(crdToken) {
 		if strings.HasPrefix(crd.Name, "gateway-api-") {
@@ -44,7 +45,7 @@ func TestGatewayAPICRDsComeBeforeCilium(t *testing.T) {
 }
 
 func TestCiliumComesBeforeAnyHandover(t *testing.T) {
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	for _, n := range []string{"urd", "verdandi", "skuld", "w1", "w2"} {
 		for _, res := range []registration{r.get(t, applyToken, "config-stage-"+n), r.get(t, commandToken, "config-gate-"+n), r.get(t, applyToken, "config-apply-"+n)} {
 			if !r.waitsForChart(t, res, "cilium") {
@@ -59,7 +60,7 @@ func TestCiliumComesBeforeAnyHandover(t *testing.T) {
 }
 
 func TestEachHandoverWaitsForThePreviousNodesGate(t *testing.T) {
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	order := []string{"urd", "verdandi", "skuld", "w1", "w2"}
 	for i := 1; i < len(order); i++ {
 		for _, res := range []registration{r.get(t, commandToken, "config-gate-"+order[i]), r.get(t, applyToken, "config-apply-"+order[i])} {
@@ -78,7 +79,7 @@ func TestEachHandoverWaitsForThePreviousNodesGate(t *testing.T) {
 }
 
 func TestCleanupRunsAfterTheLastHandover(t *testing.T) {
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	cleanup := r.get(t, commandToken, "cni-cleanup")
 	for _, n := range []string{"urd", "verdandi", "skuld", "w1", "w2"} {
 		if !r.dependsOn(cleanup, "config-gate-"+n) || !r.dependsOn(cleanup, "config-apply-"+n) {
@@ -91,7 +92,7 @@ func TestCleanupRunsAfterTheLastHandover(t *testing.T) {
 }
 
 func TestPoolAndPolicyComeAfterCilium(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	pool := r.get(t, poolToken, "l2-lan-CiliumLoadBalancerIPPool")
 	policy := r.get(t, policyToken, "l2-lan-CiliumL2AnnouncementPolicy")
 	for _, res := range []registration{pool, policy} {
@@ -109,7 +110,7 @@ func TestPoolAndPolicyComeAfterCilium(t *testing.T) {
 }
 
 func TestNoPoolWithoutARange(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	r := runProgramWith(t, c, map[string]any{"gatewayAPI": map[string]any{"version": "v1.2.1"}}, runOpts{})
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -120,7 +121,7 @@ func TestNoPoolWithoutARange(t *testing.T) {
 }
 
 func TestAdoptionHasNoBootstrapAndNoBringUpPhase(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	if len(r.ofType(bootstrapToken)) != 0 {
 		t.Error("an adopted cluster has a bootstrap")
 	}
@@ -137,7 +138,7 @@ func TestAdoptionHasNoBootstrapAndNoBringUpPhase(t *testing.T) {
 }
 
 func TestFreshClusterBringsUpOnTheDefaultCNI(t *testing.T) {
-	r := mustRun(t, freshNorns(t), runOpts{})
+	r := mustRun(t, fixture.FreshNorns(t), runOpts{})
 	for _, n := range []string{"urd", "verdandi", "skuld"} {
 		if strings.Contains(patchText(r.get(t, applyToken, "install-"+n)), "cni:") {
 			t.Errorf("install-%s disables the default CNI: a new cluster needs it to bootstrap", n)
@@ -149,7 +150,7 @@ func TestFreshClusterBringsUpOnTheDefaultCNI(t *testing.T) {
 }
 
 func TestAddedNodeInstallsDirectlyOnFinalConfig(t *testing.T) {
-	c := stack(t, "norns")
+	c := fixture.Cluster(t, "norns")
 	c["nodes"] = append(c["nodes"].([]any), map[string]any{"name": "mimir", "address": "192.168.0.123", "role": "worker"})
 	r := mustRun(t, c, runOpts{})
 	if !strings.Contains(patchText(r.get(t, applyToken, "install-mimir")), "name: none") {
@@ -160,7 +161,7 @@ func TestAddedNodeInstallsDirectlyOnFinalConfig(t *testing.T) {
 		t.Error("the gate of an added node would reboot it once more")
 	}
 	// No other node's resources change: their inputs equal those of the run without mimir.
-	before := mustRun(t, stack(t, "norns"), runOpts{})
+	before := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	for _, name := range []string{"config-gate-urd", "config-stage-urd", "config-apply-skuld", "install-verdandi"} {
 		typ := applyToken
 		if strings.HasPrefix(name, "config-gate-") {
@@ -173,7 +174,7 @@ func TestAddedNodeInstallsDirectlyOnFinalConfig(t *testing.T) {
 }
 
 func TestKubernetesObjectsUseTheClusterProvider(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	cluster := r.get(t, providerType, "kubernetes")
 	if len(r.ofType(providerType)) != 2 {
 		t.Fatalf("Kubernetes providers %s, want the cluster's and the chart renderer", r.names(providerType))
@@ -193,7 +194,7 @@ func TestKubernetesObjectsUseTheClusterProvider(t *testing.T) {
 }
 
 func TestChartsRenderWithoutTheCluster(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	renderer := r.get(t, providerType, "chart-renderer")
 	kc := str(renderer.Inputs["kubeconfig"])
 	if !strings.Contains(kc, "server: https://127.0.0.1:1") || strings.Contains(kc, "token") || strings.Contains(kc, "client-key") {
@@ -219,7 +220,7 @@ func TestChartsRenderWithoutTheCluster(t *testing.T) {
 			t.Errorf("the %s chart sets the top-level repo, which the provider takes for a repository name", chart)
 		}
 		text, _ := json.Marshal(opts)
-		for _, secret := range []string{connectToken, "fixture-credentials", base64.StdEncoding.EncodeToString([]byte(connectCredentials))} {
+		for _, secret := range []string{fixture.ConnectToken, "fixture-credentials", base64.StdEncoding.EncodeToString([]byte(fixture.ConnectCredentials))} {
 			if strings.Contains(string(text), secret) {
 				t.Errorf("a secret value reaches the %s chart's rendering", chart)
 			}
@@ -237,7 +238,7 @@ func TestPreviewDiffsAgainstTheDeployedKubeconfig(t *testing.T) {
 	// A preview gives the provider the kubeconfig of the last deployment, so it diffs every
 	// object (against the cluster when it answers, offline when not) instead of listing all of
 	// them as updates; the health gate, which runs only in up, is not asked.
-	r := mustRun(t, stack(t, "norns"), runOpts{preview: true})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{preview: true})
 	if kc := r.get(t, providerType, "kubernetes").Inputs["kubeconfig"]; !strings.Contains(str(kc), "kind: Config") {
 		t.Errorf("during preview the provider gets kubeconfig %v, not the deployed one", kc)
 	}
@@ -249,7 +250,7 @@ func TestPreviewDiffsAgainstTheDeployedKubeconfig(t *testing.T) {
 }
 
 func TestCiliumValuesMatchReviewedGolden(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	values, _ := r.templates["cilium"]["values"].(map[string]any)
 	out, err := yaml.Marshal(values)
 	if err != nil {
@@ -287,7 +288,7 @@ func providerIn(providers map[string]string) bool {
 func TestPlatformWaitsForTheNodesToSettle(t *testing.T) {
 	// The cluster endpoint is a node's address, and nodes reboot during a rollout: nothing but
 	// the Gateway API CRDs and Cilium (which the rollout needs) may talk to the API before it ends.
-	r := mustRun(t, fiveNodes(t), runOpts{})
+	r := mustRun(t, fixture.FiveNodes(t), runOpts{})
 	var platform []registration
 	platform = append(platform, r.get(t, poolToken, "l2-lan-CiliumLoadBalancerIPPool"), r.get(t, nsToken, "onepassword-namespace"),
 		r.get(t, secretToken, "onepassword-op-credentials"), r.get(t, nsToken, "argocd-namespace"), r.get(t, opItemToken, "argocd-admin-secret"))

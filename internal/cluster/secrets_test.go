@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"encoding/base64"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
+	"homelab/internal/fixture"
 	"homelab/internal/manifests"
 	"homelab/src"
 )
@@ -20,17 +21,17 @@ const (
 )
 
 func TestSecretsReachTheClusterOnlyAsSecrets(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	credentials := r.get(t, secretToken, "onepassword-op-credentials").Inputs["stringData"]
 	token := r.get(t, secretToken, "onepassword-onepassword-token").Inputs["stringData"]
 	if !credentials.IsSecret() || !token.IsSecret() {
 		t.Fatalf("connect credentials secret %v, operator token secret %v: both must be secrets", credentials.IsSecret(), token.IsSecret())
 	}
 	file := str(credentials.SecretValue().Element.ObjectValue()["1password-credentials.json"])
-	if got, _ := base64.StdEncoding.DecodeString(file); string(got) != connectCredentials {
+	if got, _ := base64.StdEncoding.DecodeString(file); string(got) != fixture.ConnectCredentials {
 		t.Errorf("the credentials file decodes to %q, want the vault's credentials file", got)
 	}
-	if got := str(token.SecretValue().Element.ObjectValue()["token"]); got != connectToken {
+	if got := str(token.SecretValue().Element.ObjectValue()["token"]); got != fixture.ConnectToken {
 		t.Errorf("operator token %q, want the vault's", got)
 	}
 	// The chart reads both by name and never sees them.
@@ -49,7 +50,7 @@ func TestSecretsReachTheClusterOnlyAsSecrets(t *testing.T) {
 }
 
 func TestSecretValuesNeverLeaveInClear(t *testing.T) {
-	r := mustRun(t, freshNorns(t), runOpts{})
+	r := mustRun(t, fixture.FreshNorns(t), runOpts{})
 	for _, res := range r.resources {
 		checkNoClearSecret(t, res.Type+" "+res.Name, resource.NewObjectProperty(res.Inputs))
 	}
@@ -70,7 +71,7 @@ func checkNoClearSecret(t *testing.T, where string, v resource.PropertyValue) {
 			checkNoClearSecret(t, where, e)
 		}
 	case v.IsString():
-		for _, secret := range []string{connectToken, "fixture-credentials", serviceAccount, "cluster-secret", "fixture-server-key"} {
+		for _, secret := range []string{fixture.ConnectToken, "fixture-credentials", fixture.ServiceAccount, "cluster-secret", "fixture-server-key"} {
 			if strings.Contains(v.StringValue(), secret) {
 				t.Errorf("%s holds a secret in clear text", where)
 			}
@@ -79,7 +80,7 @@ func checkNoClearSecret(t *testing.T, where string, v resource.PropertyValue) {
 }
 
 func TestBackupItemHoldsTheClusterIdentity(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{})
 	item := r.get(t, itemToken, "backup")
 	if !item.deps()["cluster-secrets"] {
 		t.Errorf("the backup item does not depend on the cluster secrets; deps %v", item.deps())
@@ -106,7 +107,7 @@ func TestBackupItemHoldsTheClusterIdentity(t *testing.T) {
 }
 
 func TestConnectWaitsForCiliumAndArgoCDForConnect(t *testing.T) {
-	r := mustRun(t, freshNorns(t), runOpts{})
+	r := mustRun(t, fixture.FreshNorns(t), runOpts{})
 	for _, obj := range r.chartObjects("onepassword") {
 		if !r.waitsForChart(t, obj, "cilium") {
 			t.Errorf("%s of 1Password Connect does not wait for Cilium", obj.Name)
@@ -128,7 +129,7 @@ func TestConnectWaitsForCiliumAndArgoCDForConnect(t *testing.T) {
 }
 
 func TestRootAppSyncsTheStackRepository(t *testing.T) {
-	r := mustRun(t, stack(t, "norns"), runOpts{config: map[string]string{
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{config: map[string]string{
 		"homelab:argocd": `{"repoURL": "https://git.example.org/lab.git", "revision": "v2", "path": "deploy/apps"}`,
 	}})
 	spec := r.get(t, argoAppToken, "argocd-root-app").Inputs["spec"].ObjectValue()
@@ -143,9 +144,9 @@ func TestRootAppSyncsTheStackRepository(t *testing.T) {
 }
 
 func TestArgoCDOffRegistersNoneOfIt(t *testing.T) {
-	vault := fixtureVault()
+	vault := fixture.Vault()
 	delete(vault, "argocd") // not needed without Argo CD
-	r := mustRun(t, stack(t, "norns"), runOpts{vault: vault, config: map[string]string{"homelab:argocd": `{"enabled": false}`}})
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{vault: vault, config: map[string]string{"homelab:argocd": `{"enabled": false}`}})
 	for _, res := range r.resources {
 		if strings.Contains(res.Type, "argoproj") || strings.HasPrefix(res.Name, "argocd") || res.Type == "homelab:gitops:ArgoCD" {
 			t.Errorf("Argo CD is off, but %s %s is registered", res.Type, res.Name)
@@ -170,9 +171,9 @@ func TestMissingVaultItemStopsTheRunAndRegistersNothing(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			vault := fixtureVault()
+			vault := fixture.Vault()
 			tc.mutate(vault)
-			r := runProgram(t, freshNorns(t), runOpts{vault: vault})
+			r := runProgram(t, fixture.FreshNorns(t), runOpts{vault: vault})
 			if r.err == nil {
 				t.Fatal("the run went on without the vault item")
 			}
@@ -189,11 +190,11 @@ func TestMissingVaultItemStopsTheRunAndRegistersNothing(t *testing.T) {
 }
 
 func TestProviderCredentialsMustBeSecretStackSettings(t *testing.T) {
-	r := runProgramPlain(t, stack(t, "norns"), map[string]string{"onepassword:url": "http://connect:8080", "onepassword:token": "plain-token"})
+	r := runProgramPlain(t, fixture.Cluster(t, "norns"), map[string]string{"onepassword:url": "http://connect:8080", "onepassword:token": "plain-token"})
 	if r.err == nil || !strings.Contains(r.err.Error(), "onepassword:token is stored in plain text; store it encrypted: pulumi config set --secret onepassword:token <token>") {
 		t.Errorf("a plain-text token gave %v", r.err)
 	}
-	r = runProgramPlain(t, stack(t, "norns"), map[string]string{})
+	r = runProgramPlain(t, fixture.Cluster(t, "norns"), map[string]string{})
 	if r.err == nil || !strings.Contains(r.err.Error(), "the 1Password provider has no credentials; set either onepassword:serviceAccountToken") {
 		t.Errorf("no credentials gave %v", r.err)
 	}
@@ -203,7 +204,7 @@ func TestProviderCredentialsMustBeSecretStackSettings(t *testing.T) {
 }
 
 func TestChildApplicationsFollowTheStackRepository(t *testing.T) {
-	argo := stackKey(t, "norns", "argocd")
+	argo := fixture.StackKey(t, "norns", "argocd")
 	apps, err := fs.Glob(src.FS, "apps/*/*.app.yaml")
 	if err != nil || len(apps) == 0 {
 		t.Fatalf("no child application under src/apps (%v)", err)

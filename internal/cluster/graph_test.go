@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
+	"homelab/internal/fixture"
 	"homelab/internal/golden"
 )
 
@@ -116,7 +117,7 @@ func (r *result) graph() string {
 func TestResourceGraphMatchesReviewedGolden(t *testing.T) {
 	// A five-node stack that deployed and now drops a worker: the removal runs before the health
 	// gate; with resetOnDestroy, resets are chained.
-	removal := fiveNodes(t)
+	removal := fixture.FiveNodes(t)
 	removal["adopt"], removal["resetOnDestroy"] = true, true
 	before := deployedRecord(removal)
 	var stay []any
@@ -127,7 +128,7 @@ func TestResourceGraphMatchesReviewedGolden(t *testing.T) {
 	}
 	removal["nodes"] = stay
 	// The same stack dropping a control plane instead: it leaves etcd before the gate.
-	cpRemoval := fiveNodes(t)
+	cpRemoval := fixture.FiveNodes(t)
 	cpRemoval["adopt"] = true
 	cpBefore := deployedRecord(cpRemoval)
 	var cpStay []any
@@ -139,15 +140,15 @@ func TestResourceGraphMatchesReviewedGolden(t *testing.T) {
 	cpRemoval["nodes"] = cpStay
 	// norns moving to Talos v1.11.6 and Kubernetes v1.34.2: upgrade-k8s before any config that
 	// carries the new version, then the gates upgrade each node in roll order.
-	upgrade := stack(t, "norns")
+	upgrade := fixture.Cluster(t, "norns")
 	upgradeBefore := deployedRecord(upgrade)
 	upgrade["talosVersion"], upgrade["kubernetesVersion"] = "v1.11.6", "v1.34.2"
 	for name, run := range map[string]struct {
 		cluster map[string]any
 		opts    runOpts
 	}{
-		"norns-adopted":                {stack(t, "norns"), runOpts{}},
-		"fresh-five-nodes":             {fiveNodes(t), runOpts{}},
+		"norns-adopted":                {fixture.Cluster(t, "norns"), runOpts{}},
+		"fresh-five-nodes":             {fixture.FiveNodes(t), runOpts{}},
 		"remove-a-worker":              {removal, runOpts{previous: before}},
 		"remove-a-control-plane":       {cpRemoval, runOpts{previous: cpBefore}},
 		"upgrade-talos-and-kubernetes": {upgrade, runOpts{previous: upgradeBefore}},
@@ -294,20 +295,20 @@ func generatedBlock(t *testing.T, doc, name, content string) (current, updated s
 }
 
 func TestOrderDiagramsFollowTheResourceGraph(t *testing.T) {
-	const path = "docs/order.md"
+	path := filepath.Join(fixture.Root(t), "docs", "order.md")
 	text, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	doc := string(text)
-	bringUp := freshNorns(t)
+	bringUp := fixture.FreshNorns(t)
 	for _, d := range []struct {
 		name    string
 		cluster map[string]any
 		box     func(registration) string
 	}{
 		{"bring-up", bringUp, orderBox},
-		{"rollout", stack(t, "norns"), func(res registration) string {
+		{"rollout", fixture.Cluster(t, "norns"), func(res registration) string {
 			// A change on a running cluster: the rollout and what it waits for.
 			switch box := orderBox(res); {
 			case strings.HasPrefix(box, "config-"), box == "k8s-upgrade", box == "chart cilium", box == "cni-cleanup":
