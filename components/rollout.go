@@ -36,6 +36,8 @@ type RolloutArgs struct {
 	// `pulumi destroy` (STATE and EPHEMERAL wiped, graceful for control planes). Optional; default
 	// false: nodes are left as they are.
 	ResetOnDestroy bool
+	// Budgets bound each node's upgrade and reboot (homelab:rollout). Required.
+	Budgets stackconfig.Rollout
 }
 
 // Rollout applies the final config to every node and keeps it there. Per node, in roll order
@@ -44,14 +46,15 @@ type RolloutArgs struct {
 //   - <name>-stage-<node> stages the full config (apply mode staged): nothing changes on the node yet;
 //   - <name>-gate-<node> upgrades the node when it does not run the config's installer image (or
 //     its kernel arguments changed), reboots it when a setting Talos cannot apply live changed
-//     (src/talos/reboot.yaml, or Talos refuses the staged config live), then waits until the
-//     cluster is healthy; each gate waits for the previous node's, so at most one node is down;
+//     (src/talos/reboot.yaml, or Talos refuses the staged config live, as after a contract move),
+//     then waits until the cluster is healthy; each gate waits for the previous node's, so at most
+//     one node is down;
 //   - <name>-apply-<node> applies the same config live (apply mode no_reboot): a change that
 //     needs no reboot reaches every node in parallel, and a node that rebooted already runs it;
 //   - <name>-reset-<node>, with ResetOnDestroy, resets the node when it is deleted.
 //
-// A preview shows each gate's IMAGE (an upgrade), KERNEL_ARGS (an upgrade) and REBOOT_SETTINGS (a
-// reboot) changing, in clear text, and each apply's patches.
+// A preview shows each gate's IMAGE (an upgrade), KERNEL_ARGS (an upgrade), REBOOT_SETTINGS and
+// CONTRACT (a reboot) changing, in clear text, and each apply's patches.
 type Rollout struct {
 	pulumi.ResourceState
 
@@ -113,11 +116,15 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 				"HEALTH_ENDPOINT":  pulumi.String(healthEndpoint(args.Cluster, n)),
 				"IMAGE":            pulumi.String(args.Talos.InstallerImage(args.Cluster)),
 				"TALOS_VERSION":    pulumi.String(args.Cluster.TalosVersion),
+				"TALOSCTL_MINOR":   pulumi.String(args.Cluster.TalosMinor()),
 				"SCHEMATIC":        pulumi.String(args.Talos.SchematicID),
 				"KERNEL_ARGS":      pulumi.String(args.Talos.KernelArgsOf(patches)),
 				"REBOOT_SETTINGS":  pulumi.String(settings),
 				"ROLL_MARK":        pulumi.String(talosplan.Mark(settings)),
+				"CONTRACT":         pulumi.String(args.Cluster.VersionContract()),
 				"FIRST_RUN":        pulumi.String(firstRun(args.Install.Phase)),
+				"UPGRADE_TIMEOUT":  pulumi.String(args.Budgets.UpgradeTimeout),
+				"REBOOT_TIMEOUT":   pulumi.String(args.Budgets.RebootTimeout),
 				"TIMEOUT":          pulumi.String(NodeTimeout),
 				"CHECK_CILIUM":     pulumi.Sprintf("%t", args.CheckCilium),
 				"TALOSCONFIG_DATA": talosconfig,
@@ -172,6 +179,7 @@ func newReset(ctx *pulumi.Context, r *Rollout, name string, args *RolloutArgs, n
 			"NODE_ADDRESS":     pulumi.String(n.Address),
 			"ROLE":             pulumi.String(n.Role),
 			"TIMEOUT":          pulumi.String(NodeTimeout),
+			"TALOSCTL_MINOR":   pulumi.String(args.Cluster.TalosMinor()),
 			"TALOSCONFIG_DATA": talosconfig,
 		},
 	}, opts...)

@@ -30,7 +30,7 @@ type ClusterSecrets struct {
 	MachineSecrets machine.MachineSecretsOutput
 	// ClientConfiguration is the admin client certificate for the Talos API (secret).
 	ClientConfiguration machine.ClientConfigurationOutput
-	// Contract is Args.Contract once checked against the contract the bundle was created with.
+	// Contract is Args.Contract once checked against the contract the bundle was created with: never older.
 	Contract pulumi.StringOutput
 }
 
@@ -44,8 +44,8 @@ func NewClusterSecrets(ctx *pulumi.Context, name string, args *ClusterSecretsArg
 		pulumi.Parent(c),
 		// Destroying or replacing the bundle destroys the cluster: refuse both.
 		pulumi.Protect(true),
-		// A different talosVersion would replace the bundle (new CAs). The contract stays what it
-		// was at creation; Contract below reports a mismatch instead.
+		// A lower talosVersion would replace the bundle (new CAs), and a moved contract changes
+		// nothing in it; Contract below refuses a contract older than the bundle's.
 		pulumi.IgnoreChanges([]string{"talosVersion"}),
 		// The provider flags these only in nested schema types; make the state encrypt them.
 		pulumi.AdditionalSecretOutputs([]string{"machineSecrets", "clientConfiguration"}),
@@ -71,13 +71,14 @@ func NewClusterSecrets(ctx *pulumi.Context, name string, args *ClusterSecretsArg
 	return c, nil
 }
 
-// checkContract refuses a contract other than the one the bundle was created with: the generated
-// config of running nodes would change under them. Bundles imported from talosctl record v1.2 or
+// checkContract refuses a contract older than the one the bundle was created with: the nodes'
+// configs would lose defaults they run with. A newer one is the stack moving its contract, which
+// the lifecycle checks allow in a run of its own. Bundles imported from talosctl record v1.2 or
 // v1.3, which says nothing about the cluster, so those are not compared.
 func checkContract(stored, want string) (string, error) {
-	if stored == "" || stored == want || stackconfig.ContractOlder(stored, "v1.4") {
+	if stored == "" || !stackconfig.ContractOlder(want, stored) || stackconfig.ContractOlder(stored, "v1.4") {
 		return want, nil
 	}
 	return "", fmt.Errorf("homelab:cluster.contract: the cluster secrets were created with contract %s, and the config asks for %s; "+
-		"the contract is fixed for the life of a cluster, so set homelab:cluster.contract: %s in the stack file", stored, want, stored)
+		"a contract never moves back, so set homelab:cluster.contract: %s (or newer) in the stack file", stored, want, stored)
 }

@@ -201,6 +201,9 @@ type runOpts struct {
 	unreachable []string
 	// config adds or replaces stack settings.
 	config map[string]string
+	// talosctl and kubectl are the versions of the tools on PATH; default: those of the stack's
+	// Talos and Kubernetes versions.
+	talosctl, kubectl string
 }
 
 // tagsField, in a fixture vault item, holds the item's tags (comma-separated), not a field.
@@ -250,7 +253,14 @@ func runProgramWith(t *testing.T, cluster, networking map[string]any, opts runOp
 	for k, v := range opts.config {
 		config[k] = v
 	}
-	defer mockNodes(opts.unreachable)()
+	talosctl, kubectl := opts.talosctl, opts.kubectl
+	if talosctl == "" {
+		talosctl, _ = cluster["talosVersion"].(string) // the talosctl of the stack's release
+	}
+	if kubectl == "" {
+		kubectl, _ = cluster["kubernetesVersion"].(string)
+	}
+	defer mockNodes(opts.unreachable, talosctl, kubectl)()
 	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
 		var err error
 		res.outputs, err = Run(ctx, opts.data)
@@ -279,7 +289,7 @@ func runProgramPlain(t *testing.T, cluster map[string]any, provider map[string]s
 	t.Setenv("OP_SERVICE_ACCOUNT_TOKEN", "")
 	t.Setenv("OP_CONNECT_HOST", "")
 	t.Setenv("OP_CONNECT_TOKEN", "")
-	defer mockNodes(nil)()
+	defer mockNodes(nil, fmt.Sprint(cluster["talosVersion"]), fmt.Sprint(cluster["kubernetesVersion"]))()
 	res.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
 		_, err := Run(ctx, src.FS)
 		return err
@@ -441,13 +451,14 @@ func deployedRecord(cluster map[string]any) map[string]any {
 
 // mockNodes makes the nodes answer (under the mock engine none exists), but for unreachable ones,
 // until the returned func restores the real probe.
-func mockNodes(unreachable []string) func() {
-	real := probe
+func mockNodes(unreachable []string, talosctl, kubectl string) func() {
+	real, realTools := probe, clientVersions
 	probe = func(addr string) error {
 		if slices.Contains(unreachable, addr) {
 			return fmt.Errorf("dial tcp %s:50000: connect: no route to host", addr)
 		}
 		return nil
 	}
-	return func() { probe = real }
+	clientVersions = func() (string, string) { return talosctl, kubectl }
+	return func() { probe, clientVersions = real, realTools }
 }

@@ -34,7 +34,7 @@ func buildPlatform(ctx *pulumi.Context, cfg *stackconfig.Config, in *inputs, t *
 	rollout, err := components.NewRollout(ctx, "config", &components.RolloutArgs{Cluster: cfg.Cluster, Talos: in.talos,
 		BaseConfigs: t.base, ClientConfiguration: t.secrets.ClientConfiguration, Install: t.install,
 		Kubeconfig: t.boot.Kubeconfig, After: []pulumi.Resource{cilium.Chart, t.k8s.Command}, CheckCilium: true,
-		ResetOnDestroy: cfg.Cluster.ResetOnDestroy})
+		ResetOnDestroy: cfg.Cluster.ResetOnDestroy, Budgets: cfg.Rollout})
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 // Run wires the program and returns the stack outputs it exported. Everything that can be wrong in
 // the stack file, src/ or the vault is checked before the first registration:
 //
-//	config ─ data ─ last deployment and plan ─ vault ─ nodes answer ─► Talos (talos.go) ─►
+//	config ─ data ─ last deployment and plan ─ vault ─ tools and nodes answer ─► Talos (talos.go) ─►
 //	Kubernetes (platform.go) ─► outputs
 func Run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 	cfg, err := loadConfig(ctx)
@@ -32,7 +32,7 @@ func Run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := lifecycle.Decide(prev, cfg.Cluster)
+	plan, err := lifecycle.Decide(prev, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +42,9 @@ func Run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 		return nil, err
 	}
 	if err := id.prepare(ctx, secrets.Backup); err != nil {
+		return nil, err
+	}
+	if err := checkTools(ctx, lifecycle.NeedTools(prev, cfg.Cluster)); err != nil {
 		return nil, err
 	}
 	if err := reachable(ctx, cfg.Cluster.Nodes); err != nil {
@@ -62,7 +65,7 @@ func Run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 		"schematicId":    talos.image.SchematicID,
 		// The identity in talosctl's secrets.yaml form (secret), for cmd/drift and cmd/render.
 		"talosSecrets": pulumi.ToSecret(talos.secrets.MachineSecrets.ApplyT(components.SecretsYAML)),
-		deployedOutput: record(cfg.Cluster),
+		deployedOutput: record(cfg),
 	}
 	for name, value := range outputs {
 		ctx.Export(name, value)

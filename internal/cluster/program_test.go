@@ -35,19 +35,26 @@ func TestContractNeverChangesUnderARunningCluster(t *testing.T) {
 	c := fixture.Cluster(t, "norns")
 	delete(c, "contract")
 	c["talosVersion"] = "v1.12.0" // an upgrade that forgot to pin the contract
-	r := runProgram(t, c, runOpts{storedContract: "v1.11"})
-	if r.err == nil || !strings.Contains(r.err.Error(), "set homelab:cluster.contract: v1.11 in the stack file") {
+	before := deployedRecord(fixture.Cluster(t, "norns"))
+	r := runProgram(t, c, runOpts{storedContract: "v1.11", previous: before})
+	if r.err == nil || !strings.Contains(r.err.Error(), "homelab:cluster.contract") || !strings.Contains(r.err.Error(), "set contract: v1.11 to keep it") {
 		t.Errorf("raising the contract under a v1.11 bundle gave %v; want an error naming homelab:cluster.contract", r.err)
 	}
 	for _, res := range r.ofType(applyToken) {
 		t.Errorf("%s was registered although the contract check failed", res.Name)
 	}
 	c["contract"] = "v1.11"
-	if r := runProgram(t, c, runOpts{storedContract: "v1.11"}); r.err != nil {
+	if r := runProgram(t, c, runOpts{storedContract: "v1.11", previous: before}); r.err != nil {
 		t.Errorf("a pinned contract still fails: %v", r.err)
 	}
 	if r := runProgram(t, fixture.Cluster(t, "norns"), runOpts{storedContract: "v1.3"}); r.err != nil {
 		t.Errorf("a bundle imported from talosctl records v1.3 and must not block: %v", r.err)
+	}
+	older := fixture.Cluster(t, "norns")
+	older["contract"] = "v1.10"
+	r = runProgram(t, older, runOpts{storedContract: "v1.11", previous: map[string]any{"cluster": "norns", "talosVersion": "v1.11.5", "kubernetesVersion": "v1.34.1"}})
+	if r.err == nil || !strings.Contains(r.err.Error(), "a contract never moves back") {
+		t.Errorf("a contract below the bundle's: %v; want it refused", r.err)
 	}
 }
 

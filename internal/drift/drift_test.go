@@ -241,3 +241,36 @@ func TestUndoReappliesOnlyTheDriftedNodes(t *testing.T) {
 		t.Errorf("pulumi %s: every replaced resource must also be the only targets", args)
 	}
 }
+
+// A contract v1.12 cluster runs multi-document configs: nodes in step have no drift, and a hostname
+// changed by hand in the HostnameConfig document is found, live (Talos compares only the v1alpha1
+// document before a live apply).
+func TestMultiDocumentConfigsDriftByDocument(t *testing.T) {
+	c, talos, bundle := fixture(t)
+	c.TalosVersion, c.KubernetesVersion, c.Contract = "v1.12.6", "v1.35.8", "v1.12"
+	rendered, err := render.Render(c, talos, bundle, talosplan.Final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := nodes{}
+	for _, r := range rendered {
+		held[r.Node.Name] = map[string][]byte{"v1alpha1": r.Config, "persistent": r.Config}
+	}
+	got, err := drift.Nodes(c, talos, bundle, held.read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if drift.Report(&out, got) {
+		t.Fatalf("multi-document configs in step reported as drifted:\n%s", out.String())
+	}
+	held["skuld"]["v1alpha1"] = patched(t, held["skuld"]["v1alpha1"], "apiVersion: v1alpha1\nkind: HostnameConfig\nauto: \"off\"\nhostname: skuld-by-hand\n")
+	held["skuld"]["persistent"] = held["skuld"]["v1alpha1"]
+	if got, err = drift.Nodes(c, talos, bundle, held.read); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if !drift.Report(&out, got) || !strings.Contains(out.String(), `HostnameConfig: hostname: node has "skuld-by-hand", program has "skuld" [live]`) {
+		t.Errorf("a hostname changed by hand in its document is not reported as a live change:\n%s", out.String())
+	}
+}

@@ -190,6 +190,10 @@ func nodeAction(node, role string, steps map[string]Step) NodeAction {
 		case differs("REBOOT_SETTINGS"):
 			a.Action, a.Detail = "reboot", "changes Talos applies only on boot: "+settingChanges(before["REBOOT_SETTINGS"], after["REBOOT_SETTINGS"])
 			return a
+		case differs("CONTRACT") && before["CONTRACT"] != nil:
+			a.Action = "reboot"
+			a.Detail = fmt.Sprintf("machine-config contract %v → %v: its changed defaults (machine.features) apply only on boot", before["CONTRACT"], after["CONTRACT"])
+			return a
 		}
 	}
 	for _, kind := range []string{"config-apply-", "config-stage-"} {
@@ -471,6 +475,11 @@ func Build(stack string, cluster stackconfig.Cluster, p Preview) string {
 	for _, s := range p.Steps {
 		byName[s.Name] = s
 	}
+	if from, to := talosStep(p); to != "" {
+		add("")
+		add("**Talos** %s → %s: `talosctl upgrade` on each node above marked upgrade, one at a time; this run needs talosctl %s.x.",
+			from, to, majorMinor(to))
+	}
 	if s, ok := byName["k8s-upgrade"]; ok && s.Op == "update" {
 		add("")
 		add("**Kubernetes** %v → %v: `talosctl upgrade-k8s` once, before any config carries the new version; no node reboots.",
@@ -546,6 +555,28 @@ func Build(stack string, cluster stackconfig.Cluster, p Preview) string {
 		out += "\n<details><summary>Details</summary>\n" + strings.Join(details, "\n") + "\n\n</details>\n"
 	}
 	return out
+}
+
+// talosStep is the Talos version change the gates show, "" when there is none.
+func talosStep(p Preview) (from, to string) {
+	for _, s := range p.Steps {
+		if !strings.HasPrefix(s.Name, "config-gate-") || s.Op != "update" {
+			continue
+		}
+		before, after := env(s.Old)["TALOS_VERSION"], env(s.New)["TALOS_VERSION"]
+		if before != nil && after != nil && fmt.Sprint(before) != fmt.Sprint(after) {
+			return fmt.Sprint(before), fmt.Sprint(after)
+		}
+	}
+	return "", ""
+}
+
+func majorMinor(v string) string {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return v
+	}
+	return parts[0] + "." + parts[1]
 }
 
 func firstLine(s string) string {

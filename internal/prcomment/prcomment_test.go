@@ -183,3 +183,28 @@ func TestEventLogIsReadLineByLine(t *testing.T) {
 		t.Errorf("a broken log is not reported with its line: %v", err)
 	}
 }
+
+// An upgrade's comment names its step (from, to, the talosctl it needs) and, per node, upgrade or
+// nothing; a contract move shows each node's reboot and why.
+func TestAnUpgradeCommentNamesTheStep(t *testing.T) {
+	next := map[string]any{"TALOS_VERSION": "v1.12.6", "IMAGE": "factory/installer:v1.12.6"}
+	events := []apitype.EngineEvent{
+		event("update", "command:local:Command", "config-gate-urd", "homelab:talos:Rollout", gate("urd", nil), gate("urd", next)),
+		event("update", "command:local:Command", "config-gate-verdandi", "homelab:talos:Rollout", gate("verdandi", nil), gate("verdandi", next)),
+		event("same", "command:local:Command", "config-gate-w1", "homelab:talos:Rollout", gate("w1", next), gate("w1", next)),
+	}
+	c := Build("norns", cluster, FromEvents(events))
+	if !strings.Contains(c, "**Talos** v1.11.5 → v1.12.6") || !strings.Contains(c, "needs talosctl v1.12.x") {
+		t.Errorf("the comment does not name the step and the talosctl it needs:\n%s", c)
+	}
+	if !strings.Contains(row(t, c, "urd"), "| upgrade |") || !strings.Contains(row(t, c, "w1"), "| unchanged |") {
+		t.Errorf("per node, want upgrade or nothing:\n%s", c)
+	}
+	moved := []apitype.EngineEvent{
+		event("update", "command:local:Command", "config-gate-urd", "homelab:talos:Rollout",
+			gate("urd", map[string]any{"CONTRACT": "v1.11"}), gate("urd", map[string]any{"CONTRACT": "v1.12"})),
+	}
+	if r := row(t, Build("norns", cluster, FromEvents(moved)), "urd"); !strings.Contains(r, "| reboot |") || !strings.Contains(r, "contract v1.11 → v1.12") {
+		t.Errorf("a contract move: %s; want a reboot naming the contracts", r)
+	}
+}

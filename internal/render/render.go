@@ -66,7 +66,8 @@ func Render(c stackconfig.Cluster, talos *talosplan.Data, bundle *secrets.Bundle
 		generate.WithClusterDiscovery(true),
 		generate.WithDNSDomain(constants.DefaultDNSDomain),
 		generate.WithInstallDisk("/dev/sda"),
-		generate.WithPersist(true),
+		// The provider also passes WithPersist(true): machinery v1.13 dropped the option and
+		// always persists (generate/init.go:22 at v1.13.9).
 	)
 	if err != nil {
 		return nil, fmt.Errorf("generating the config input: %w", err)

@@ -44,12 +44,29 @@ func renderNorns(t *testing.T, data fs.FS, phase talosplan.Phase) ([]render.Node
 	return render.Render(nornsCluster(t), talos, fixtureSecrets(t), phase)
 }
 
+// nornsAtContract12 is norns on Talos 1.12 with its contract moved to v1.12: multi-document
+// configs, the hostname in a HostnameConfig document.
+func nornsAtContract12(t *testing.T) stackconfig.Cluster {
+	c := nornsCluster(t)
+	c.TalosVersion, c.KubernetesVersion, c.Contract = "v1.12.6", "v1.35.8", "v1.12"
+	return c
+}
+
 func TestNornsConfigsMatchReviewedGoldens(t *testing.T) {
+	talos, err := talosplan.Load(src.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, phase := range []struct {
-		name  string
-		phase talosplan.Phase
-	}{{"final", talosplan.Final}, {"bring-up", talosplan.BringUp}} {
-		nodes, err := renderNorns(t, src.FS, phase.phase)
+		name    string
+		phase   talosplan.Phase
+		cluster stackconfig.Cluster
+	}{
+		{"final", talosplan.Final, nornsCluster(t)},
+		{"bring-up", talosplan.BringUp, nornsCluster(t)},
+		{"contract-v1.12", talosplan.Final, nornsAtContract12(t)},
+	} {
+		nodes, err := render.Render(phase.cluster, talos, fixtureSecrets(t), phase.phase)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,5 +163,30 @@ func TestBadPatchFailsNamingTheFile(t *testing.T) {
 				t.Errorf("error does not name the node and the file: %v", err)
 			}
 		})
+	}
+}
+
+// From contract v1.12 Talos generates a HostnameConfig document (auto: stable) and refuses a
+// hostname set in .machine.network as well; the program sets it in that document, auto off.
+func TestContractV112SetsTheHostnameInItsOwnDocumentOnly(t *testing.T) {
+	talos, err := talosplan.Load(src.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := render.Render(nornsAtContract12(t), talos, fixtureSecrets(t), talosplan.Final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		cfg, err := configloader.NewFromBytes(n.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.RawV1Alpha1().MachineConfig.MachineNetwork; got != nil && got.NetworkHostname != "" {
+			t.Errorf("%s: .machine.network.hostname is %q; from contract v1.12 the hostname belongs in HostnameConfig only", n.Node.Name, got.NetworkHostname)
+		}
+		if got := cfg.NetworkHostnameConfig(); got == nil || got.Hostname() != n.Node.Name {
+			t.Errorf("%s: HostnameConfig %v, want the static hostname %s", n.Node.Name, got, n.Node.Name)
+		}
 	}
 }

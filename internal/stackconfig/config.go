@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Namespace is the config namespace of every key here: the Pulumi project name.
@@ -24,10 +25,36 @@ const (
 // Config is everything a stack file decides.
 type Config struct {
 	Cluster     Cluster
+	Rollout     Rollout
 	Networking  Networking
 	OnePassword OnePassword
 	ArgoCD      ArgoCD
 }
+
+// Rollout is the homelab:rollout key: how long a node may take to go down and come back.
+type Rollout struct {
+	// UpgradeTimeout bounds one node's Talos upgrade, from the request to the node running the
+	// new release: the installer image pull, the drain, the installer, and the reboot through the
+	// firmware. Optional; default DefaultNodeDowntime.
+	UpgradeTimeout string `json:"upgradeTimeout,omitempty"`
+	// RebootTimeout bounds one node's reboot into a staged config. Optional; default
+	// DefaultNodeDowntime.
+	RebootTimeout string `json:"rebootTimeout,omitempty"`
+}
+
+// DefaultNodeDowntime is the budget of a node's upgrade or reboot: talosctl's own default for both
+// (--timeout: cmd/talosctl/cmd/talos/track.go:22 at v1.13.9). An upgrade needs, besides the boot
+// through the firmware: the image pull, synchronous before the legacy upgrade API answers and
+// retried up to 20 minutes on network errors (internal/pkg/containers/image/image.go:37-38); the
+// drain, up to 5 minutes of evictions a PodDisruptionBudget refuses, retried every 5 s, and then up
+// to a minute for each pod to go (pkg/kubernetes/kubernetes.go:40,239-342), or talosctl's 5-minute
+// drain from 1.13 (cmd/talosctl/pkg/talos/nodedrain/nodedrain.go:30).
+const DefaultNodeDowntime = "30m"
+
+// MinUpgradeTimeout is Talos's own drain bound, 5 minutes of refused evictions and a minute for the
+// pods to go: an upgrade budget below it fails on the first node whose pods a
+// PodDisruptionBudget holds, with the node cordoned.
+const MinUpgradeTimeout = 6 * time.Minute
 
 // OnePassword is the homelab:onepassword key: where the cluster's secrets live. The provider's
 // credentials are the provider's own secret stack settings (onepassword:serviceAccountToken, or
@@ -103,6 +130,14 @@ type AddressRange struct {
 	Stop  string `json:"stop"`
 }
 
+// MaxContract is the newest machine-config contract the Talos provider can generate: pulumi-talos
+// v0.7.1 bridges terraform-provider-talos v0.10.1, which compiles Talos machinery v1.12.0, whose
+// feature gates stop at v1.12 (pkg/machinery/config/contract.go:178-203 at v1.12.0). It takes any
+// higher contract without an error and generates the v1.12 config, so a v1.13 contract would
+// claim defaults the nodes never get (.machine.network dropped, KubeSpanConfig documents:
+// contract.go:208 at v1.13.9). Talos 1.13 nodes run v1.12-contract configs.
+const MaxContract = "v1.12"
+
 // Defaults. Renovate keeps the pinned versions current (.github/renovate.json reads the comments).
 const (
 	// renovate: datasource=github-releases depName=kubernetes-sigs/gateway-api
@@ -130,9 +165,10 @@ type Cluster struct {
 	TalosVersion string `json:"talosVersion"`
 	// KubernetesVersion is the Kubernetes version, vX.Y.Z. Required.
 	KubernetesVersion string `json:"kubernetesVersion"`
-	// Contract is the machine-config version contract, vX.Y. Optional; defaults to the major.minor of
-	// TalosVersion. It is fixed for the life of the cluster: pin it to the original value before you
-	// raise TalosVersion, because a newer contract changes generated defaults on running nodes.
+	// Contract is the machine-config version contract, vX.Y: the Talos release whose config
+	// defaults the nodes' configs are generated with. Optional; defaults to the major.minor of
+	// TalosVersion, at most MaxContract. It stays where it is when TalosVersion moves (pin it
+	// before a minor upgrade); moving it is its own run, forward only, and reboots every node.
 	Contract string `json:"contract,omitempty"`
 	// InstallDisk is the disk Talos installs to, an absolute /dev/... path. Optional when every node
 	// sets its own; otherwise the default for every node.
@@ -181,6 +217,10 @@ func Load(src Source) (*Config, []string, error) {
 	}
 	decodeStrict(Namespace+":cluster", text, &cfg.Cluster, &p)
 	warnings := cfg.Cluster.validate(Namespace+":cluster", &p)
+	if text, ok := src("rollout"); ok {
+		decodeStrict(Namespace+":rollout", text, &cfg.Rollout, &p)
+	}
+	warnings = append(warnings, cfg.Rollout.validate(Namespace+":rollout", &p)...)
 	if text, ok := src("networking"); ok {
 		decodeStrict(Namespace+":networking", text, &cfg.Networking, &p)
 	}
@@ -226,6 +266,9 @@ func (c *Cluster) validate(key string, p *Problems) (warnings []string) {
 			p.add(key+".contract", "%q is not of the form vX.Y; set the contract the cluster was created with, e.g. v1.11", c.Contract)
 		} else if versionRe.MatchString(c.TalosVersion) && ContractOlder(majorMinor(c.TalosVersion), c.Contract) {
 			p.add(key+".contract", "%s is newer than talosVersion %s, whose nodes reject its config; set it to %s or lower", c.Contract, c.TalosVersion, majorMinor(c.TalosVersion))
+		} else if ContractOlder(MaxContract, c.Contract) {
+			p.add(key+".contract", "%s is newer than the Talos provider (pulumi-talos v0.7.1, Talos machinery v1.12.0) can generate: it "+
+				"would silently give the nodes %s defaults; set it to %s or lower (Talos 1.13 nodes run %s configs)", c.Contract, MaxContract, MaxContract, MaxContract)
 		}
 	}
 	if c.InstallDisk != "" {
@@ -322,6 +365,23 @@ func (n *Networking) validate(key string, c Cluster, p *Problems) {
 			}
 		}
 	}
+}
+
+func (r *Rollout) validate(key string, p *Problems) (warnings []string) {
+	r.UpgradeTimeout = defaulted(r.UpgradeTimeout, DefaultNodeDowntime)
+	r.RebootTimeout = defaulted(r.RebootTimeout, DefaultNodeDowntime)
+	for k, v := range map[string]string{"upgradeTimeout": r.UpgradeTimeout, "rebootTimeout": r.RebootTimeout} {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil || d <= 0:
+			p.add(key+"."+k, "%q is not a duration; write it like %s (s, m or h)", v, DefaultNodeDowntime)
+		case k == "upgradeTimeout" && d < MinUpgradeTimeout:
+			warnings = append(warnings, fmt.Sprintf("%s.%s: %s is below Talos's own drain bound (%s: 5 minutes of evictions a "+
+				"PodDisruptionBudget refuses, then a minute for the pods to go); the first node whose pods a budget holds fails its upgrade",
+				key, k, v, MinUpgradeTimeout))
+		}
+	}
+	return warnings
 }
 
 func (o *OnePassword) validate(key string, c Cluster, p *Problems) {
@@ -441,13 +501,27 @@ func ContractOlder(a, b string) bool {
 	return ax < bx || (ax == bx && ay < by)
 }
 
-// VersionContract is the machine-config contract, vX.Y: Contract, or the major.minor of TalosVersion.
+// VersionContract is the machine-config contract, vX.Y: Contract, or the major.minor of
+// TalosVersion, at most MaxContract.
 func (c Cluster) VersionContract() string {
 	if c.Contract != "" {
 		return c.Contract
 	}
-	return majorMinor(c.TalosVersion)
+	if v := majorMinor(c.TalosVersion); !ContractOlder(MaxContract, v) {
+		return v
+	}
+	return MaxContract
 }
+
+// TalosMinor is the minor release of TalosVersion, vX.Y: the talosctl release the cluster needs
+// (lifecycle.NeedTools).
+func (c Cluster) TalosMinor() string { return majorMinor(c.TalosVersion) }
+
+// MultidocConfig reports whether the contract's generated configs are multi-document, with the
+// hostname in a HostnameConfig document: contracts above v1.11
+// (config.VersionContract.MultidocNetworkConfigSupported, pkg/machinery/config/contract.go:182 at
+// v1.12.6).
+func (c Cluster) MultidocConfig() bool { return ContractOlder("v1.11", c.VersionContract()) }
 
 // ControlPlanes returns the control-plane nodes in stack order.
 func (c Cluster) ControlPlanes() []Node { return c.withRole(RoleControlPlane) }

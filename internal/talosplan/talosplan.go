@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"sort"
@@ -158,16 +159,40 @@ func loadPatch(fsys fs.FS, name string) (Patch, error) {
 	if err != nil {
 		return Patch{}, fmt.Errorf("src/%s: %w", name, err)
 	}
-	var doc any
-	if err := yaml.Unmarshal(b, &doc); err != nil {
+	docs, err := documents(b)
+	if err != nil {
 		return Patch{}, fmt.Errorf("src/%s: not valid YAML: %w", name, err)
 	}
-	switch doc.(type) {
-	case map[string]any, []any:
-	default:
-		return Patch{}, fmt.Errorf("src/%s: a patch must be a strategic-merge document (a mapping) or a JSON patch (a list)", name)
+	for _, doc := range docs {
+		switch doc.(type) {
+		case map[string]any:
+		case []any:
+			if len(docs) == 1 {
+				continue
+			}
+			return Patch{}, fmt.Errorf("src/%s: a JSON patch (a list) must be the file's only document", name)
+		default:
+			return Patch{}, fmt.Errorf("src/%s: a patch must be strategic-merge documents (mappings) or a JSON patch (a list)", name)
+		}
 	}
 	return Patch{Source: name, Content: string(b)}, nil
+}
+
+// documents decodes every YAML document of b.
+func documents(b []byte) ([]any, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var out []any
+	for {
+		var doc any
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, doc)
+	}
 }
 
 // Settings sorts machine-config settings (dotted paths, a path covering everything under it) by
@@ -265,17 +290,30 @@ func (d *Data) NodePatches(c stackconfig.Cluster, n stackconfig.Node, phase Phas
 	if phase == Final && d.Handover != nil {
 		out = append(out, *d.Handover)
 	}
-	return append(out, nodePatch(n, d.InstallerImage(c)))
+	return append(out, nodePatch(n, d.InstallerImage(c), c.MultidocConfig()))
 }
 
-func nodePatch(n stackconfig.Node, image string) Patch {
-	doc := map[string]any{"machine": map[string]any{
-		"network": map[string]any{"hostname": n.Name},
-		"install": map[string]any{"disk": n.InstallDisk, "image": image},
-	}}
-	b, err := yaml.Marshal(doc)
+// nodePatch sets the node's install disk and installer image, and its hostname: in
+// .machine.network.hostname up to contract v1.11; from v1.12, where Talos generates a
+// HostnameConfig document (auto: stable) and refuses a hostname in both places ("static hostname
+// is already set in v1alpha1 config": pkg/machinery/config/types/network/hostname.go:151-161 at
+// v1.12.6), in that document, with auto off, as Talos's own static-hostname patch does
+// (generate/stdpatches/stdpatches.go:24-40 at v1.12.6).
+func nodePatch(n stackconfig.Node, image string, multidoc bool) Patch {
+	machine := map[string]any{"install": map[string]any{"disk": n.InstallDisk, "image": image}}
+	if !multidoc {
+		machine["network"] = map[string]any{"hostname": n.Name}
+	}
+	b, err := yaml.Marshal(map[string]any{"machine": machine})
 	if err != nil {
 		panic(err) // a map of strings always marshals
+	}
+	if multidoc {
+		doc, err := yaml.Marshal(map[string]any{"apiVersion": "v1alpha1", "kind": "HostnameConfig", "auto": "off", "hostname": n.Name})
+		if err != nil {
+			panic(err)
+		}
+		b = append(append(b, "---\n"...), doc...)
 	}
 	return Patch{Source: "node/" + n.Name, Content: string(b)}
 }
@@ -312,24 +350,9 @@ func (d *Data) KernelArgsOf(patches []Patch) string {
 func (d *Data) summary(patches []Patch, cost string) string {
 	values := map[string]string{}
 	for _, p := range patches {
-		var doc any
-		_ = yaml.Unmarshal([]byte(p.Content), &doc) // checked by Load
-		switch doc := doc.(type) {
-		case map[string]any:
-			leaves("", doc, func(path string, v any) {
-				if d.Settings.Costs(path) == cost {
-					values[path] = compact(v)
-				}
-			})
-		case []any: // JSON patch: keep every operation that touches such a setting
-			for _, op := range doc {
-				m, _ := op.(map[string]any)
-				opPath, _ := m["path"].(string)
-				dotted := strings.ReplaceAll(strings.TrimPrefix(opPath, "/"), "/", ".")
-				if d.Settings.Costs(dotted) == cost {
-					values[dotted] = compact(m)
-				}
-			}
+		docs, _ := documents([]byte(p.Content)) // checked by Load
+		for _, doc := range docs {
+			summarise(d.Settings, doc, cost, values)
 		}
 	}
 	keys := make([]string, 0, len(values))
@@ -342,6 +365,33 @@ func (d *Data) summary(patches []Patch, cost string) string {
 		fmt.Fprintf(&b, "%s: %s\n", k, values[k])
 	}
 	return b.String()
+}
+
+// summarise records in values the settings of one patch document that cost what cost says. Only
+// the v1alpha1 document counts: Talos applies every other document (HostnameConfig, LinkConfig,
+// ...) live, for it compares only the v1alpha1 parts of the two configs (CanApplyImmediate:
+// v1alpha1_runtime.go:119-136 at v1.12.6, :130-147 at v1.13.9).
+func summarise(settings Settings, doc any, cost string, values map[string]string) {
+	switch doc := doc.(type) {
+	case map[string]any:
+		if _, other := doc["kind"]; other {
+			return
+		}
+		leaves("", doc, func(path string, v any) {
+			if settings.Costs(path) == cost {
+				values[path] = compact(v)
+			}
+		})
+	case []any: // JSON patch: keep every operation that touches such a setting
+		for _, op := range doc {
+			m, _ := op.(map[string]any)
+			opPath, _ := m["path"].(string)
+			dotted := strings.ReplaceAll(strings.TrimPrefix(opPath, "/"), "/", ".")
+			if settings.Costs(dotted) == cost {
+				values[dotted] = compact(m)
+			}
+		}
+	}
 }
 
 // leaves calls fn for every value of doc that is not a mapping, with its dotted path; a setting
@@ -360,20 +410,31 @@ func leaves(prefix string, doc map[string]any, fn func(path string, v any)) {
 	}
 }
 
-// CheckKernelArgs refuses kernel arguments in patches of a secure-boot cluster: systemd-boot
-// ignores machine.install.extraKernelArgs (Talos v1.11.5 v1alpha1_types.go:808), so they would
-// never reach a node. They belong in the schematic, where they become part of the installer image.
+// CheckKernelArgs refuses kernel arguments in patches where they would never reach a node's boot
+// entry: under secure boot, systemd-boot ignores machine.install.extraKernelArgs (Talos v1.11.5
+// v1alpha1_types.go:808); from contract v1.12, Talos generates machine.install.grubUseUKICmdline
+// and refuses both together ("install.extraKernelArgs and install.grubUseUKICmdline can't be used
+// together": v1alpha1_validation.go:114-115 at v1.12.6), deprecates the field, and its 1.13
+// upgrade API no longer applies it. Either way they belong in the schematic, where they become
+// part of the installer image.
 func (d *Data) CheckKernelArgs(c stackconfig.Cluster) error {
-	if !c.SecureBoot {
+	var why string
+	switch {
+	case c.SecureBoot:
+		why = "which Talos ignores under secure boot (homelab:cluster.secureBoot: true)"
+	case c.MultidocConfig():
+		why = fmt.Sprintf("which Talos refuses next to the grubUseUKICmdline of contract %s configs and no longer applies "+
+			"through its upgrade API (homelab:cluster.contract %s)", c.VersionContract(), c.VersionContract())
+	default:
 		return nil
 	}
 	var errs []error
 	for _, group := range [][]Patch{d.Common, d.ControlPlane, d.Worker} {
 		for _, p := range group {
 			if strings.Contains(d.summary([]Patch{p}, "upgrade"), "machine.install.extraKernelArgs") {
-				errs = append(errs, fmt.Errorf("src/%s sets machine.install.extraKernelArgs, which Talos ignores under secure boot "+
-					"(homelab:cluster.secureBoot: true): move the arguments to src/talos/schematic.yaml under customization.extraKernelArgs, "+
-					"where they become part of the installer image and reach the nodes through an upgrade", p.Source))
+				errs = append(errs, fmt.Errorf("src/%s sets machine.install.extraKernelArgs, %s: move the arguments to "+
+					"src/talos/schematic.yaml under customization.extraKernelArgs, where they become part of the installer image "+
+					"and reach the nodes through an upgrade", p.Source, why))
 			}
 		}
 	}

@@ -209,6 +209,11 @@ func TestKernelArgsUnderSecureBootPointToTheSchematic(t *testing.T) {
 		!strings.Contains(err.Error(), "customization.extraKernelArgs") {
 		t.Errorf("error %v; want the patch named and the schematic pointed to", err)
 	}
+	multidoc := cluster
+	multidoc.SecureBoot, multidoc.TalosVersion, multidoc.Contract = false, "v1.12.6", "v1.12"
+	if err := d.CheckKernelArgs(multidoc); err == nil || !strings.Contains(err.Error(), "grubUseUKICmdline of contract v1.12") {
+		t.Errorf("kernel arguments at contract v1.12: %v; want them refused, naming the contract", err)
+	}
 	grub := cluster
 	grub.SecureBoot = false
 	if err := d.CheckKernelArgs(grub); err != nil {

@@ -17,15 +17,31 @@
 #    the Kubernetes node Ready; once Cilium runs, the node's Cilium agent Ready.
 # 3. Print what the node now runs; Pulumi keeps it as this resource's output for the next run.
 #
-# Input (environment): NODE_NAME, NODE_ADDRESS, HEALTH_ENDPOINT, IMAGE, TALOS_VERSION, SCHEMATIC,
-# KERNEL_ARGS, REBOOT_SETTINGS, ROLL_MARK, FIRST_RUN, TIMEOUT, CHECK_CILIUM,
-# TALOSCONFIG_DATA and KUBECONFIG_DATA (secrets, written to a private temporary directory that is
-# removed on exit).
+# Input (environment): NODE_NAME, NODE_ADDRESS, HEALTH_ENDPOINT, IMAGE, TALOS_VERSION, TALOSCTL_MINOR,
+# SCHEMATIC, KERNEL_ARGS, REBOOT_SETTINGS, ROLL_MARK, CONTRACT, FIRST_RUN, UPGRADE_TIMEOUT,
+# REBOOT_TIMEOUT, TIMEOUT (health), CHECK_CILIUM, TALOSCONFIG_DATA and KUBECONFIG_DATA (secrets,
+# written to a private temporary directory that is removed on exit). A change of CONTRACT makes
+# the gate run: the staged config then differs in settings Talos applies only at a boot, and Talos
+# itself says so (step 1's dry run).
 setup talosctl kubectl
 talos() { talosctl --talosconfig "$work/talosconfig" --endpoints "$NODE_ADDRESS" --nodes "$NODE_ADDRESS" "$@"; }
+# via_control_plane: talosctl for the node through a control plane. talosctl 1.13 drains the node
+# itself before an upgrade, with the kubeconfig its endpoint serves, and only a control plane
+# serves one (cmd/talosctl/pkg/talos/kubeclient/kubeclient.go; v1alpha1_server.go:131-140).
+via_control_plane() { talosctl --talosconfig "$work/talosconfig" --endpoints "$HEALTH_ENDPOINT" --nodes "$NODE_ADDRESS" "$@"; }
 kube() { kubectl --kubeconfig "$work/kubeconfig" "$@"; }
-# seconds turns a Go duration of whole minutes or seconds (10m, 90s) into seconds.
-seconds() { case "$1" in *m) echo $(( ${1%m} * 60 ));; *s) echo "${1%s}";; *) echo "$1";; esac; }
+# seconds turns a Go duration (30m, 1h30m, 90s) into whole seconds.
+seconds() {
+  printf '%s\n' "$1" | awk '{
+    v = $0; s = 0
+    while (match(v, /^[0-9]+(\.[0-9]+)?(ms|h|m|s)/)) {
+      n = substr(v, 1, RLENGTH); v = substr(v, RLENGTH + 1); u = n
+      sub(/^[0-9.]+/, "", u); sub(/[a-z]+$/, "", n)
+      s += n * (u == "h" ? 3600 : u == "m" ? 60 : u == "s" ? 1 : 0.001)
+    }
+    printf "%d\n", s
+  }'
+}
 # newer A B: version A is newer than version B.
 newer() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | tail -n 1)" = "$1" ]; }
 mark() { printf '%s' "$1" | sha256sum | cut -c1-16; }
@@ -71,6 +87,7 @@ kernel_args() {
 previous="${PULUMI_COMMAND_STDOUT:-}"
 last_roll=$(printf '%s\n' "$previous" | sed -n 's/^roll //p')
 last_args=$(printf '%s\n' "$previous" | sed -n 's/^kernel-args //p')
+last_contract=$(printf '%s\n' "$previous" | sed -n 's/^contract //p')
 if [ -z "$previous" ]; then
   last_args=$(mark "$KERNEL_ARGS")
   [ "$FIRST_RUN" = reboot ] && last_roll=handover
@@ -128,16 +145,24 @@ case $action in
         echo "$NODE_NAME: kernel arguments for the new boot entry: $staged_args" >&2
         # Twice the upgrade's timeout: the try must outlast the image pull and the drain, which
         # come before the installer reads the config in effect.
-        talos patch machineconfig --mode try --timeout "$(( $(seconds "$TIMEOUT") * 2 ))s" \
+        talos patch machineconfig --mode try --timeout "$(( $(seconds "$UPGRADE_TIMEOUT") * 2 ))s" \
           --patch "[{\"op\": \"add\", \"path\": \"/machine/install/extraKernelArgs\", \"value\": $staged_args}]" >&2
       fi
     fi
+    # talosctl 1.13 upgrades 1.13 nodes through LifecycleService, which writes the boot entry
+    # without the config's kernel arguments; --legacy keeps Talos's own upgrade sequence, which
+    # takes them (upgrading-talos.mdx, "extraKernelArgs", in the Talos 1.13 docs).
+    legacy=""
+    if [ "$last_args" != "$args_mark" ] && ! newer v1.13 "$TALOSCTL_MINOR"; then legacy=--legacy; fi
     echo "$NODE_NAME: upgrading from Talos $running_version (schematic $running_schematic) to $IMAGE" >&2
-    talos upgrade --image "$IMAGE" --wait --timeout "$TIMEOUT" >&2 ;;
+    via_control_plane upgrade --image "$IMAGE" $legacy --wait --timeout "$UPGRADE_TIMEOUT" >&2 ;;
   reboot)
     echo "$NODE_NAME: rebooting into the staged config; settings that need the reboot:" >&2
     printf '%s\n' "$REBOOT_SETTINGS" >&2
-    talos reboot --wait --timeout "$TIMEOUT" >&2 ;;
+    if [ -n "$last_contract" ] && [ "$CONTRACT" != "$last_contract" ]; then
+      echo "and the machine-config contract: $last_contract -> $CONTRACT" >&2
+    fi
+    talos reboot --wait --timeout "$REBOOT_TIMEOUT" >&2 ;;
 esac
 
 # 2. Wait for health. Talos runs the check on the node it is sent to, and a worker can neither
@@ -165,4 +190,4 @@ fi
 
 # 3. Record.
 echo "$NODE_NAME: $action" >&2
-printf 'roll %s\nkernel-args %s\nimage %s\n' "$ROLL_MARK" "$args_mark" "$IMAGE"
+printf 'roll %s\nkernel-args %s\nimage %s\ncontract %s\n' "$ROLL_MARK" "$args_mark" "$IMAGE" "$CONTRACT"
