@@ -25,6 +25,10 @@ type ClusterBackupArgs struct {
 	Existing string
 	// StackTag is a tag naming the stack that writes the item (StackTag()). Required.
 	StackTag string
+	// Deletable registers the item to be deleted, not kept, when it is replaced or removed: for the
+	// two runs of a move between vaults (lifecycle.PlanBackup), the second of which replaces it
+	// deleting the old item first, so no second copy exists. Otherwise the item outlives the stack.
+	Deletable bool
 }
 
 // StackTag is the tag a stack's backup item carries: a new cluster's first run that stopped
@@ -63,7 +67,7 @@ func NewClusterBackup(ctx *pulumi.Context, name string, args *ClusterBackupArgs,
 			{Label: "secrets.yaml", Type: "CONCEALED", Value: pulumi.ToSecret(bundle).(pulumi.StringOutput)},
 			{Label: "talosconfig", Type: "CONCEALED", Value: args.Talosconfig},
 		},
-	}, backupOptions(b, args.Existing)...)
+	}, backupOptions(b, args.Existing, args.Deletable)...)
 	if err != nil {
 		return nil, err
 	}
@@ -74,11 +78,13 @@ func NewClusterBackup(ctx *pulumi.Context, name string, args *ClusterBackupArgs,
 	return b, nil
 }
 
-func backupOptions(parent pulumi.Resource, existing string) []pulumi.ResourceOption {
+func backupOptions(parent pulumi.Resource, existing string, deletable bool) []pulumi.ResourceOption {
 	opts := []pulumi.ResourceOption{
 		pulumi.Parent(parent),
-		// The backup outlives the stack.
-		pulumi.RetainOnDelete(true),
+		// The backup outlives the stack, but for a move between vaults.
+		pulumi.RetainOnDelete(!deletable),
+		// A replacement (a move to another vault) deletes the old item before it creates the new.
+		pulumi.DeleteBeforeReplace(true),
 	}
 	if existing == "" {
 		return append(opts, pulumi.IgnoreChanges([]string{"category"}))

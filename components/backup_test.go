@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
@@ -51,5 +52,19 @@ func TestBackupIsATalosctlSecretsFile(t *testing.T) {
 		got.TrustdInfo.Token != want.TrustdInfo.Token || string(got.Certs.OS.Key) != string(want.Certs.OS.Key) ||
 		string(got.Certs.Etcd.Crt) != string(want.Certs.Etcd.Crt) || string(got.Certs.K8sServiceAccount.Key) != string(want.Certs.K8sServiceAccount.Key) {
 		t.Error("the backup reads back into a different bundle")
+	}
+}
+
+// The kubeconfig follows the stack's endpoint; one already on it is passed through unchanged.
+func TestTheKubeconfigFollowsTheEndpoint(t *testing.T) {
+	raw := "apiVersion: v1\nkind: Config\nclusters:\n    - name: norns\n      cluster:\n        server: https://192.168.0.120:6443\n        certificate-authority-data: Zm9v\ncontexts: []\n"
+	same, err := components.WithServer(raw, "https://192.168.0.120:6443")
+	if err != nil || same != raw {
+		t.Errorf("unchanged kubeconfig rewritten: %v\n%s", err, same)
+	}
+	moved, err := components.WithServer(raw, "https://192.168.0.119:6443")
+	if err != nil || !strings.Contains(moved, "server: https://192.168.0.119:6443") || strings.Contains(moved, "192.168.0.120") ||
+		!strings.Contains(moved, "certificate-authority-data: Zm9v") {
+		t.Errorf("moved kubeconfig: %v\n%s", err, moved)
 	}
 }

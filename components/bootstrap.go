@@ -95,7 +95,12 @@ func NewBootstrap(ctx *pulumi.Context, name string, args *BootstrapArgs, opts ..
 		return nil, fmt.Errorf("registering the kubeconfig: %w", err)
 	}
 	b.KubeconfigResource = kc
-	b.Kubeconfig = pulumi.ToSecret(kc.KubeconfigRaw).(pulumi.StringOutput)
+	// Talos writes the endpoint of its config at the time into the kubeconfig, and the provider keeps
+	// the kubeconfig it fetched until its certificate nears expiry: the stack's endpoint decides.
+	endpoint := args.Cluster.Endpoint
+	b.Kubeconfig = pulumi.ToSecret(kc.KubeconfigRaw.ApplyT(func(raw string) (string, error) {
+		return WithServer(raw, endpoint)
+	})).(pulumi.StringOutput)
 	b.RawKubeconfig = b.Kubeconfig
 	talosconfig := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
 		ClusterName: pulumi.String(args.Cluster.Name),

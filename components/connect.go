@@ -23,6 +23,10 @@ type OnePasswordConnectArgs struct {
 	Credentials pulumi.StringInput
 	// Token is the Connect token the operator uses (secret). Required.
 	Token pulumi.StringInput
+	// WatchNamespaces are the namespaces whose OnePasswordItems the operator syncs; it watches no
+	// other. Optional: none listed, it watches only its own namespace (never the chart's default,
+	// every namespace).
+	WatchNamespaces []string
 	// Cilium is the CNI install; Connect's pods need it. Required.
 	Cilium *Cilium
 	// Rendering renders the chart. Required.
@@ -53,11 +57,25 @@ type OnePasswordConnect struct {
 	Chart *Chart
 }
 
+func watchNamespaces(ns []string) []any {
+	out := make([]any, len(ns))
+	for i, n := range ns {
+		out[i] = n
+	}
+	return out
+}
+
 // NewOnePasswordConnect registers the namespace and the chart.
 func NewOnePasswordConnect(ctx *pulumi.Context, name string, args *OnePasswordConnectArgs, opts ...pulumi.ResourceOption) (*OnePasswordConnect, error) {
 	c := &OnePasswordConnect{}
 	if err := ctx.RegisterComponentResource(connectType, name, c, opts...); err != nil {
 		return nil, err
+	}
+	watch := args.WatchNamespaces
+	if len(watch) == 0 {
+		// Listing none would let the operator watch every namespace (the chart's default): it
+		// watches its own, where nobody creates items.
+		watch = []string{args.Data.Namespace.Name}
 	}
 	ns, err := newObject(ctx, name+"-namespace", args.Data.Namespace, pulumi.Parent(c),
 		// No data edge to the rollout: the platform waits until the nodes have settled.
@@ -94,8 +112,9 @@ func NewOnePasswordConnect(ctx *pulumi.Context, name string, args *OnePasswordCo
 		repo: ConnectRepository, chart: "connect", version: args.Version,
 		release: "connect", namespace: args.Data.Namespace.Name, values: args.Data.Values,
 		computed: map[string]any{
-			"connect":  map[string]any{"credentialsName": connectCredentialsSecret, "credentialsKey": connectCredentialsKey},
-			"operator": map[string]any{"token": map[string]any{"name": connectTokenSecret, "key": connectTokenKey}},
+			"connect": map[string]any{"credentialsName": connectCredentialsSecret, "credentialsKey": connectCredentialsKey},
+			"operator": map[string]any{"token": map[string]any{"name": connectTokenSecret, "key": connectTokenKey},
+				"watchNamespace": watchNamespaces(watch)},
 		},
 		rendering: args.Rendering,
 	},

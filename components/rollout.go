@@ -47,8 +47,10 @@ type RolloutArgs struct {
 //   - <name>-gate-<node> upgrades the node when it does not run the config's installer image (or
 //     its kernel arguments changed), reboots it when a setting Talos cannot apply live changed
 //     (src/talos/reboot.yaml, or Talos refuses the staged config live, as after a contract move),
-//     then waits until the cluster is healthy; each gate waits for the previous node's, so at most
-//     one node is down;
+//     then waits until the cluster is healthy; the gates go in batches (stackconfig.RollBatches):
+//     each control plane alone, then the workers Budgets.MaxUnavailable at a time, each batch's
+//     gates waiting for every gate of the batch before, so at most one control plane, or one batch
+//     of workers, is down, and a failed gate stops the rollout before the next batch;
 //   - <name>-apply-<node> applies the same config live (apply mode no_reboot): a change that
 //     needs no reboot reaches every node in parallel, and a node that rebooted already runs it;
 //   - <name>-reset-<node>, with ResetOnDestroy, resets the node when it is deleted.
@@ -76,8 +78,19 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 	if err := ctx.RegisterComponentResource(rolloutType, name, r, opts...); err != nil {
 		return nil, err
 	}
-	var previousGate, previousReset pulumi.Resource
+	var previousReset pulumi.Resource
+	var previousBatch, batch []pulumi.Resource
+	batchOf := map[string]int{}
+	for i, b := range stackconfig.RollBatches(args.Cluster, args.Budgets.Batch()) {
+		for _, n := range b {
+			batchOf[n.Name] = i
+		}
+	}
+	current := 0
 	for _, n := range args.Cluster.RollOrder() {
+		if batchOf[n.Name] != current {
+			current, previousBatch, batch = batchOf[n.Name], batch, nil
+		}
 		patches := args.Talos.NodePatches(args.Cluster, n, talosplan.Final)
 		config := func(mode string) *machine.ConfigurationApplyArgs {
 			return &machine.ConfigurationApplyArgs{
@@ -103,10 +116,7 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 		// CA and client certificate serve for every node of the cluster).
 		talosconfig := nodeTalosconfig(ctx, r, args.Cluster.Name, args.ClientConfiguration, n.Address)
 		settings := args.Talos.RebootSettingsOf(patches)
-		gateAfter := []pulumi.Resource{stage}
-		if previousGate != nil {
-			gateAfter = append(gateAfter, previousGate)
-		}
+		gateAfter := append([]pulumi.Resource{stage}, previousBatch...)
 		gate, err := local.NewCommand(ctx, name+"-gate-"+n.Name, &local.CommandArgs{
 			Create: pulumi.String(args.Talos.Scripts.Gate),
 			Update: pulumi.String(args.Talos.Scripts.Gate),
@@ -132,7 +142,7 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 			},
 		},
 			pulumi.Parent(r),
-			// Act only on a staged config, and only after the previous node is healthy again.
+			// Act only on a staged config, and only once the previous batch is healthy again.
 			pulumi.DependsOn(gateAfter),
 			// The gate was named <name>-reboot-<node> before it also upgraded nodes.
 			pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(name + "-reboot-" + n.Name)}}),
@@ -155,9 +165,9 @@ func NewRollout(ctx *pulumi.Context, name string, args *RolloutArgs, opts ...pul
 		}
 		r.Stages[n.Name], r.Gates[n.Name], r.Applies[n.Name] = stage, gate, apply
 		r.Done = append(r.Done, apply)
-		previousGate = gate
+		batch = append(batch, gate)
 	}
-	r.Done = append(r.Done, previousGate)
+	r.Done = append(r.Done, batch...)
 	if err := ctx.RegisterResourceOutputs(r, pulumi.Map{}); err != nil {
 		return nil, err
 	}

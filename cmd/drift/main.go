@@ -16,24 +16,38 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
-	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
-
 	"homelab/internal/drift"
+	"homelab/internal/render"
 	"homelab/internal/stackfile"
-	"homelab/internal/talosplan"
+	"homelab/internal/stackout"
+	"homelab/internal/validate"
 )
 
 func main() {
+	os.Exit(guard(os.Stderr, cli))
+}
+
+// guard runs fn and turns a panic into status 1 with a message: 2 means "drifted", and a crash
+// must never read as one to a scheduled check.
+func guard(stderr io.Writer, fn func() int) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "drift: internal error: %v (please report it with the command you ran)\n", r)
+			code = 1
+		}
+	}()
+	return fn()
+}
+
+func cli() int {
 	flags := flag.NewFlagSet("drift", flag.ContinueOnError)
 	stack := flags.String("stack", "", "stack name: reads Pulumi.<stack>.yaml from the working directory (required)")
 	talosconfig := flags.String("talosconfig", "", "the stack's talosconfig; default: the stack output talosconfig")
@@ -42,59 +56,64 @@ func main() {
 	yes := flags.Bool("yes", false, "with --undo: pass --yes to pulumi up (no confirmation prompt)")
 	if err := flags.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
+			return 0
 		}
-		os.Exit(1) // not flag's usual 2: a scheduled check must never read a typo as "drifted"
+		return 1 // not flag's usual 2: a scheduled check must never read a typo as "drifted"
 	}
 	if *stack == "" {
 		fmt.Fprintln(os.Stderr, "drift: --stack is required")
 		flags.Usage()
-		os.Exit(1)
+		return 1
 	}
 	code, err := run(*stack, *talosconfig, *secretsFile, *undo, *yes)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "drift:", err)
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(code)
+	return code
 }
 
 func run(stack, talosconfig, secretsFile string, undo, yes bool) (int, error) {
-	cfg, _, cfgErr := stackfile.LoadConfig(".", stack)
-	talos, dataErr := talosplan.Load(os.DirFS("src"))
-	if err := errors.Join(cfgErr, dataErr); err != nil {
+	if _, err := os.Stat("Pulumi.yaml"); err != nil {
+		return 1, stackout.ErrNoProject
+	}
+	cfg, _, err := stackfile.LoadConfig(".", stack)
+	if err != nil {
 		return 1, err
 	}
+	checked, err := validate.Stack(cfg, os.DirFS("src"), nil, false)
+	if err != nil {
+		return 1, err
+	}
+	talos := checked.Talos
 	dir, err := os.MkdirTemp("", "drift-")
 	if err != nil {
 		return 1, err
 	}
 	defer os.RemoveAll(dir)
 	if talosconfig == "" || secretsFile == "" {
-		outputs, err := stackOutputs(stack)
+		outputs, err := stackout.Read(stack, "both files instead: --talosconfig (mise run talosconfig writes ./talosconfig) and "+
+			"--secrets (pulumi stack output --show-secrets talosSecrets, or the vault backup item's secrets.yaml field)")
 		if err != nil {
 			return 1, err
 		}
-		for _, f := range []struct {
-			flag *string
-			key  string
-		}{{&talosconfig, "talosconfig"}, {&secretsFile, "talosSecrets"}} {
-			if *f.flag != "" {
-				continue
+		if talosconfig == "" {
+			if talosconfig, err = stackout.File(outputs, stack, "talosconfig", dir); err != nil {
+				return 1, err
 			}
-			text, ok := outputs[f.key].(string)
-			if !ok || text == "" {
-				return 1, fmt.Errorf("the stack %s has no output %s: run pulumi up once with this version of the program", stack, f.key)
-			}
-			*f.flag = filepath.Join(dir, f.key)
-			if err := os.WriteFile(*f.flag, []byte(text), 0o600); err != nil {
+		}
+		if secretsFile == "" {
+			if secretsFile, err = stackout.File(outputs, stack, "talosSecrets", dir); err != nil {
 				return 1, err
 			}
 		}
 	}
-	bundle, err := secrets.LoadBundle(secretsFile)
+	if err := render.CheckTalosconfig(talosconfig); err != nil {
+		return 1, err
+	}
+	bundle, err := render.LoadSecrets(secretsFile)
 	if err != nil {
-		return 1, fmt.Errorf("the cluster secrets %s: %w", secretsFile, err)
+		return 1, err
 	}
 	nodes, err := drift.Nodes(cfg.Cluster, talos, bundle, drift.Talosctl("talosctl", talosconfig))
 	if err != nil {
@@ -120,19 +139,4 @@ func run(stack, talosconfig, secretsFile string, undo, yes bool) (int, error) {
 	}
 	fmt.Println("\ndone; run go run ./cmd/drift --stack " + stack + " again to confirm the nodes are in step")
 	return 0, nil
-}
-
-// stackOutputs reads the stack's outputs, secrets shown.
-func stackOutputs(stack string) (map[string]any, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("pulumi", "stack", "output", "--stack", stack, "--show-secrets", "--json")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("pulumi stack output: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	out := map[string]any{}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		return nil, fmt.Errorf("pulumi stack output: %w", err)
-	}
-	return out, nil
 }

@@ -59,6 +59,6 @@ func run(stack, events string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--events %s: %w", events, err)
 	}
-	_, err = io.WriteString(out, prcomment.Build(stack, cfg.Cluster, prcomment.FromEvents(list)))
+	_, err = io.WriteString(out, prcomment.Build(stack, cfg.Cluster, cfg.Rollout, prcomment.FromEvents(list)))
 	return err
 }

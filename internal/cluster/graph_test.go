@@ -143,10 +143,14 @@ func TestResourceGraphMatchesReviewedGolden(t *testing.T) {
 	upgrade := fixture.Cluster(t, "norns")
 	upgradeBefore := deployedRecord(upgrade)
 	upgrade["talosVersion"], upgrade["kubernetesVersion"] = "v1.11.6", "v1.34.2"
+	// Three control planes and six workers, three workers down at once: each control plane's
+	// gate alone, then two batches of three worker gates, each waiting for the whole batch before.
+	batches := fixture.NineNodes(t)
 	for name, run := range map[string]struct {
 		cluster map[string]any
 		opts    runOpts
 	}{
+		"workers-in-batches-of-three":  {batches, runOpts{config: map[string]string{"homelab:rollout": `{"maxUnavailable": 3}`}}},
 		"norns-adopted":                {fixture.Cluster(t, "norns"), runOpts{}},
 		"fresh-five-nodes":             {fixture.FiveNodes(t), runOpts{}},
 		"remove-a-worker":              {removal, runOpts{previous: before}},

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -61,6 +62,8 @@ type recorder struct {
 	// reads are the resources the program read (its own last deployment): they register nothing.
 	reads   []string
 	invokes []string
+	// items are the titles of the vault items the program read, in order.
+	items []string
 	// templates holds the options of each chart the program rendered, by chart name.
 	templates map[string]map[string]any
 	// templateProviders holds the provider each chart was rendered with.
@@ -83,23 +86,62 @@ func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	r.mu.Unlock()
 	out := args.Inputs.Copy()
 	id := args.Name + "-id"
+	// Outputs the provider's schema marks secret come back secret, as the bridge returns them.
+	var secret []string
 	switch args.TypeToken {
 	case secretsToken:
 		out["machineSecrets"] = resource.NewPropertyValue(map[string]any{
-			"cluster": map[string]any{"id": "cluster-id", "secret": "cluster-secret"},
+			"cluster": map[string]any{"id": "cluster-id", "secret": mockSecrets.clusterSecret},
+			"certs":   map[string]any{"os": map[string]any{"cert": "os-crt", "key": mockSecrets.caKey}},
 		})
 		out["clientConfiguration"] = resource.NewPropertyValue(map[string]any{
-			"caCertificate": "ca", "clientCertificate": "crt", "clientKey": "key",
+			"caCertificate": "ca", "clientCertificate": "crt", "clientKey": mockSecrets.clientKey,
 		})
+		secret = []string{"machineSecrets", "clientConfiguration"}
 		if r.storedContract != "" {
 			out["talosVersion"] = resource.NewStringProperty(r.storedContract)
 		}
 	case schematicToken:
 		id = r.schematicID
 	case kubeconfigTok:
-		out["kubeconfigRaw"] = resource.NewStringProperty("apiVersion: v1\nkind: Config\n")
+		out["kubeconfigRaw"] = resource.NewStringProperty(mockSecrets.kubeconfig)
+		out["kubernetesClientConfiguration"] = resource.NewPropertyValue(map[string]any{"clientKey": mockSecrets.kubeconfigKey})
+		secret = []string{"kubeconfigRaw"}
+	}
+	// The engine makes the outputs a registration lists as additional secret outputs secret.
+	if args.RegisterRPC != nil {
+		secret = append(secret, args.RegisterRPC.GetAdditionalSecretOutputs()...)
+	}
+	for _, k := range secret {
+		if v, ok := out[resource.PropertyKey(k)]; ok && !v.IsSecret() {
+			out[resource.PropertyKey(k)] = resource.MakeSecret(v)
+		}
 	}
 	return id, out, nil
+}
+
+// mockSecrets are the key material the mocked providers return: each distinctive, so a test
+// finds it wherever the program puts it.
+var mockSecrets = struct {
+	clusterSecret, caKey, clientKey, kubeconfigKey, kubeconfig, talosconfigKey, talosconfig string
+}{
+	clusterSecret: "mock-cluster-secret-Kx3", caKey: "mock-os-ca-key-Kx3", clientKey: "mock-admin-client-key-Kx3",
+	kubeconfigKey:  "mock-kubeconfig-client-key-Kx3",
+	kubeconfig:     "apiVersion: v1\nkind: Config\nclusters:\n- name: norns\n  cluster:\n    server: https://192.168.0.120:6443\nusers:\n- name: admin\n  user:\n    client-key-data: bW9jay1rdWJlY29uZmlnLWNsaWVudC1rZXktS3gz\n",
+	talosconfigKey: "mock-talosconfig-key-Kx3",
+	talosconfig:    "context: lab\ncontexts:\n  lab:\n    key: bW9jay10YWxvc2NvbmZpZy1rZXktS3gz\n",
+}
+
+// secretForms are every fixture and mock secret value, in clear and base64-encoded (as a
+// kubeconfig, a talosconfig or a Secret's data carries it).
+func secretForms() []string {
+	values := []string{fixture.ConnectToken, fixture.ConnectCredentials, fixture.ServiceAccount, "fixture-server-key", "$2a$10$fixturehash",
+		mockSecrets.clusterSecret, mockSecrets.caKey, mockSecrets.clientKey, mockSecrets.kubeconfigKey, mockSecrets.talosconfigKey}
+	var out []string
+	for _, v := range values {
+		out = append(out, v, base64.StdEncoding.EncodeToString([]byte(v)))
+	}
+	return out
 }
 
 func (r *recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
@@ -112,17 +154,27 @@ func (r *recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) 
 			"machineConfiguration": "version: v1alpha1 # " + args.Args["machineType"].StringValue(),
 		}), nil
 	case "talos:client/getConfiguration:getConfiguration":
-		return resource.NewPropertyMapFromMap(map[string]any{"talosConfig": "context: lab\n"}), nil
+		return resource.NewPropertyMapFromMap(map[string]any{"talosConfig": mockSecrets.talosconfig}), nil
 	case healthInvoke:
 		return resource.NewPropertyMapFromMap(map[string]any{"id": "cluster_health"}), nil
 	case vaultInvoke:
-		if args.Args["name"].StringValue() != "kubernetes" {
-			return nil, fmt.Errorf("no vault named %s", args.Args["name"].StringValue())
+		name := args.Args["name"].StringValue()
+		for uuid, n := range vaultNames {
+			if n == name {
+				return resource.NewPropertyMapFromMap(map[string]any{"uuid": uuid, "name": name}), nil
+			}
 		}
-		return resource.NewPropertyMapFromMap(map[string]any{"uuid": "vault-uuid", "name": "kubernetes"}), nil
+		return nil, fmt.Errorf("no vault named %s", name)
 	case itemInvoke:
 		title := args.Args["title"].StringValue()
-		fields, ok := r.vault[title]
+		key := title
+		if v := vaultNames[args.Args["vault"].StringValue()]; v != "kubernetes" {
+			key = v + "/" + title
+		}
+		r.mu.Lock()
+		r.items = append(r.items, key)
+		r.mu.Unlock()
+		fields, ok := r.vault[key]
 		if !ok { // the op CLI's wording, which the program tells from other errors
 			return nil, fmt.Errorf("%q isn't an item in the %q vault. Specify the item with its UUID, name, or domain", title, args.Args["vault"].StringValue())
 		}
@@ -208,6 +260,13 @@ type runOpts struct {
 
 // tagsField, in a fixture vault item, holds the item's tags (comma-separated), not a field.
 const tagsField = "(tags)"
+
+// The mock's vaults, by UUID: the main vault, and the vault of the identity backup (the default
+// homelab:onepassword.backupVault). A fixture vault's titles are the main vault's items;
+// "kubernetes-identity/<title>" is an item of the identity vault.
+const identityVault = "kubernetes-identity"
+
+var vaultNames = map[string]string{"vault-uuid": "kubernetes", "identity-uuid": identityVault}
 
 // runProgram runs the program under the recording mock with the given cluster config and the
 // networking config of the norns stack.
@@ -446,7 +505,7 @@ func deployedRecord(cluster map[string]any) map[string]any {
 		nodes = append(nodes, map[string]any{"name": m["name"], "address": m["address"], "role": m["role"]})
 	}
 	return map[string]any{"cluster": cluster["name"], "talosVersion": cluster["talosVersion"],
-		"kubernetesVersion": cluster["kubernetesVersion"], "nodes": nodes}
+		"kubernetesVersion": cluster["kubernetesVersion"], "nodes": nodes, "backupVault": identityVault}
 }
 
 // mockNodes makes the nodes answer (under the mock engine none exists), but for unreachable ones,

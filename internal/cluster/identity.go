@@ -78,6 +78,14 @@ func (id *identity) prepare(ctx *pulumi.Context, backup string) error {
 		"and talosconfig (docs/operations.md, \"The Pulumi state is gone\")", source), nil)
 }
 
+// discard removes the file prepare wrote, when the run stops before its import.
+func (id *identity) discard() {
+	if id.written != "" {
+		_ = os.Remove(id.written)
+		id.written = ""
+	}
+}
+
 // done removes the file prepare wrote, once the provider has imported it.
 func (id *identity) done(imported pulumi.IDOutput) {
 	if id.written == "" {

@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"slices"
+
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"homelab/components"
+	"homelab/internal/lifecycle"
 	"homelab/internal/stackconfig"
 )
 
@@ -53,14 +56,22 @@ func buildPlatform(ctx *pulumi.Context, cfg *stackconfig.Config, in *inputs, t *
 		}
 	}
 
-	if _, err := components.NewClusterBackup(ctx, "backup", &components.ClusterBackupArgs{VaultUUID: v.UUID,
+	if _, err := components.NewClusterBackup(ctx, "backup", &components.ClusterBackupArgs{VaultUUID: v.BackupVaultUUID,
 		Title: cfg.OnePassword.BackupItem, Secrets: t.secrets, Talosconfig: t.boot.Talosconfig, Existing: v.BackupID,
-		StackTag: components.StackTag(ctx.Project(), ctx.Stack())}); err != nil {
+		StackTag:  components.StackTag(ctx.Project(), ctx.Stack()),
+		Deletable: in.plan.Backup.Step != lifecycle.BackupStay}); err != nil {
 		return err
 	}
+	// The operator syncs OnePasswordItems only in the namespaces that hold the program's own (Argo
+	// CD's admin secret) and those the stack lists.
+	watch := slices.Clone(cfg.OnePassword.WatchNamespaces)
+	if in.argocd != nil && !slices.Contains(watch, in.argocd.AdminSecret.Namespace) {
+		watch = append(watch, in.argocd.AdminSecret.Namespace)
+	}
+	slices.Sort(watch)
 	connect, err := components.NewOnePasswordConnect(ctx, "onepassword", &components.OnePasswordConnectArgs{
 		Version: cfg.OnePassword.ConnectChart.Version, Data: in.connect, Credentials: v.ConnectCredentials,
-		Token: v.Token, Cilium: cilium, Rendering: charts, After: settled}, onCluster)
+		Token: v.Token, WatchNamespaces: watch, Cilium: cilium, Rendering: charts, After: settled}, onCluster)
 	if err != nil {
 		return err
 	}

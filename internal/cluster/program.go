@@ -17,14 +17,10 @@ import (
 // Run wires the program and returns the stack outputs it exported. Everything that can be wrong in
 // the stack file, src/ or the vault is checked before the first registration:
 //
-//	config ─ data ─ last deployment and plan ─ vault ─ tools and nodes answer ─► Talos (talos.go) ─►
-//	Kubernetes (platform.go) ─► outputs
-func Run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
+//	config ─ last deployment ─ data and plan (validate.Stack) ─ vault ─ tools and nodes answer
+//	─ identity ─► Talos (talos.go) ─► Kubernetes (platform.go) ─► outputs
+func Run(ctx *pulumi.Context, data fs.FS) (_ pulumi.Map, err error) {
 	cfg, err := loadConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	in, err := loadData(data, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -32,16 +28,13 @@ func Run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := lifecycle.Decide(prev, cfg)
+	in, err := loadData(data, cfg, prev)
 	if err != nil {
 		return nil, err
 	}
 	id := planIdentity(ctx, cfg.Cluster.Adopt, prev)
-	secrets, err := readVault(ctx, cfg, id)
+	secrets, err := readVault(ctx, cfg, id, in.plan.Backup)
 	if err != nil {
-		return nil, err
-	}
-	if err := id.prepare(ctx, secrets.Backup); err != nil {
 		return nil, err
 	}
 	if err := checkTools(ctx, lifecycle.NeedTools(prev, cfg.Cluster)); err != nil {
@@ -50,7 +43,17 @@ func Run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 	if err := reachable(ctx, cfg.Cluster.Nodes); err != nil {
 		return nil, err
 	}
-	talos, err := buildTalos(ctx, cfg.Cluster, in.talos, &id, plan)
+	// The identity file a restore writes goes again when the run stops before the provider has
+	// imported it (identity.done removes it once imported).
+	defer func() {
+		if err != nil {
+			id.discard()
+		}
+	}()
+	if err := id.prepare(ctx, secrets.Backup); err != nil {
+		return nil, err
+	}
+	talos, err := buildTalos(ctx, cfg.Cluster, in.talos, &id, in.plan)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +68,7 @@ func Run(ctx *pulumi.Context, data fs.FS) (pulumi.Map, error) {
 		"schematicId":    talos.image.SchematicID,
 		// The identity in talosctl's secrets.yaml form (secret), for cmd/drift and cmd/render.
 		"talosSecrets": pulumi.ToSecret(talos.secrets.MachineSecrets.ApplyT(components.SecretsYAML)),
-		deployedOutput: record(cfg),
+		deployedOutput: record(cfg, in.plan),
 	}
 	for name, value := range outputs {
 		ctx.Export(name, value)

@@ -16,7 +16,7 @@ import (
 
 func backupVault(bundle string) map[string]map[string]string {
 	v := fixture.Vault()
-	v["talos-norns"] = map[string]string{"secrets.yaml": bundle, "talosconfig": "context: norns\n"}
+	v[identityVault+"/talos-norns"] = map[string]string{"secrets.yaml": bundle, "talosconfig": "context: norns\n"}
 	return v
 }
 
@@ -25,7 +25,7 @@ func TestAdoptionNeverMintsAnIdentity(t *testing.T) {
 	if r.err == nil {
 		t.Fatal("a restore without the identity went on")
 	}
-	for _, want := range []string{"homelab:cluster.adopt is true", "never created", `vault "kubernetes" has no item "talos-norns"`, `field "secrets.yaml"`, "secrets.yaml in the project directory"} {
+	for _, want := range []string{"homelab:cluster.adopt is true", "never created", `vault "kubernetes-identity" has no item "talos-norns"`, `field "secrets.yaml"`, "secrets.yaml in the project directory"} {
 		if !strings.Contains(r.err.Error(), want) {
 			t.Errorf("the error does not say %q:\n%v", want, r.err)
 		}
@@ -99,7 +99,7 @@ func TestRestoreAdoptsTheBackupItemItRestoresFrom(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := mustRun(t, fixture.Cluster(t, "norns"), opts(t.TempDir()))
 			item := r.get(t, itemToken, "backup")
-			if got, want := item.Req.GetImportId(), "vaults/vault-uuid/items/uuid-talos-norns"; got != want {
+			if got, want := item.Req.GetImportId(), "vaults/identity-uuid/items/uuid-talos-norns"; got != want {
 				t.Errorf("the backup item is registered with import ID %q, want %q (the item restored from)", got, want)
 			}
 			ignored := strings.Join(item.Req.GetIgnoreChanges(), ",")
@@ -154,7 +154,7 @@ func TestBackupCategoryNeverReplacesTheItem(t *testing.T) {
 // on, not a second cluster beside a backup.
 func TestNewClusterResumesBesideItsOwnBackupItem(t *testing.T) {
 	v := backupVault("cluster:\n  id: this-one\n")
-	v["talos-norns"][tagsField] = "talos,pulumi,pulumi-stack/homelab/norns"
+	v[identityVault+"/talos-norns"][tagsField] = "talos,pulumi,pulumi-stack/homelab/norns"
 	r := mustRun(t, fixture.FreshNorns(t), runOpts{vault: v})
 	item := r.get(t, itemToken, "backup")
 	if id := item.Req.GetImportId(); id != "" {
@@ -163,8 +163,22 @@ func TestNewClusterResumesBesideItsOwnBackupItem(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(item.Inputs["tags"]), "pulumi-stack/homelab/norns") {
 		t.Errorf("the backup item does not carry the stack's tag: %v", item.Inputs["tags"])
 	}
-	v["talos-norns"][tagsField] = "talos,pulumi,pulumi-stack/homelab/other"
+	v[identityVault+"/talos-norns"][tagsField] = "talos,pulumi,pulumi-stack/homelab/other"
 	if r := runProgram(t, fixture.FreshNorns(t), runOpts{vault: v}); r.err == nil {
 		t.Error("a new cluster went on beside another stack's backup item")
+	}
+}
+
+// A restore that stops (here: a node does not answer) leaves no copy of the cluster identity in the
+// project directory.
+func TestARestoreThatStopsLeavesNoSecretsFile(t *testing.T) {
+	dir := t.TempDir()
+	r := runProgram(t, fixture.Cluster(t, "norns"), runOpts{restore: true, root: dir, vault: backupVault("cluster:\n  id: from-the-vault\n"),
+		unreachable: []string{"192.168.0.122"}})
+	if r.err == nil {
+		t.Fatal("the restore went on with a node that does not answer")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secrets.yaml")); !os.IsNotExist(err) {
+		t.Errorf("the stopped restore left secrets.yaml in the project directory: %v", err)
 	}
 }

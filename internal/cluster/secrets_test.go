@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"io/fs"
 	"strings"
 	"testing"
@@ -49,10 +50,27 @@ func TestSecretsReachTheClusterOnlyAsSecrets(t *testing.T) {
 	}
 }
 
+// No key material (the vault's values, the mocked providers' keys and kubeconfig and talosconfig,
+// in clear or base64) reaches any resource's inputs outside a secret: the state would keep it in
+// clear. Checked for a new cluster, an adopted one and a restore.
 func TestSecretValuesNeverLeaveInClear(t *testing.T) {
-	r := mustRun(t, fixture.FreshNorns(t), runOpts{})
-	for _, res := range r.resources {
-		checkNoClearSecret(t, res.Type+" "+res.Name, resource.NewObjectProperty(res.Inputs))
+	adopted := fixture.Cluster(t, "norns")
+	for name, run := range map[string]func() *result{
+		"new cluster": func() *result { return mustRun(t, fixture.FreshNorns(t), runOpts{}) },
+		"adopted":     func() *result { return mustRun(t, adopted, runOpts{}) },
+		"restore": func() *result {
+			return mustRun(t, adopted, runOpts{restore: true, root: t.TempDir(), vault: backupVault("cluster:\n  secret: " + mockSecrets.clusterSecret + "\n")})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := run()
+			if len(r.resources) == 0 {
+				t.Fatal("nothing registered")
+			}
+			for _, res := range r.resources {
+				checkNoClearSecret(t, res.Type+" "+res.Name, resource.NewObjectProperty(res.Inputs))
+			}
+		})
 	}
 }
 
@@ -71,9 +89,9 @@ func checkNoClearSecret(t *testing.T, where string, v resource.PropertyValue) {
 			checkNoClearSecret(t, where, e)
 		}
 	case v.IsString():
-		for _, secret := range []string{fixture.ConnectToken, "fixture-credentials", fixture.ServiceAccount, "cluster-secret", "fixture-server-key"} {
+		for _, secret := range secretForms() {
 			if strings.Contains(v.StringValue(), secret) {
-				t.Errorf("%s holds a secret in clear text", where)
+				t.Errorf("%s holds a secret in clear text (%.10s...)", where, secret)
 			}
 		}
 	}
@@ -85,8 +103,8 @@ func TestBackupItemHoldsTheClusterIdentity(t *testing.T) {
 	if !item.deps()["cluster-secrets"] {
 		t.Errorf("the backup item does not depend on the cluster secrets; deps %v", item.deps())
 	}
-	if str(item.Inputs["vault"]) != "vault-uuid" || str(item.Inputs["title"]) != "talos-norns" {
-		t.Errorf("backup goes to vault %v, item %v; want the kubernetes vault's UUID and talos-norns", item.Inputs["vault"], item.Inputs["title"])
+	if str(item.Inputs["vault"]) != "identity-uuid" || str(item.Inputs["title"]) != "talos-norns" {
+		t.Errorf("backup goes to vault %v, item %v; want the kubernetes-identity vault's UUID and talos-norns", item.Inputs["vault"], item.Inputs["title"])
 	}
 	labels := map[string]bool{}
 	for _, f := range item.Inputs["sections"].ArrayValue()[0].ObjectValue()["fields"].ArrayValue() {
@@ -238,5 +256,68 @@ func TestChildApplicationsFollowTheStackRepository(t *testing.T) {
 	}
 	if !infrastructure {
 		t.Error("no infrastructure application ships under src/apps/infrastructure/")
+	}
+}
+
+// exported is the deployment record a run exported, as the next run reads it.
+func exported(t *testing.T, r *result) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(r.outputs[deployedOutput])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// A stack whose backup sits in the main vault (records of older runs) moves it to the identity
+// vault in two runs, never leaving two copies: the first keeps it and makes it deletable (the
+// engine deletes by the options of the last registration); the second replaces it, deleting the
+// old item before it creates the new one; the third finds it in place and keeps it on delete again.
+func TestTheBackupMovesToItsVaultWithoutASecondCopy(t *testing.T) {
+	c := fixture.Cluster(t, "norns")
+	older := deployedRecord(c)
+	delete(older, "backupVault")
+	item := func(r *result) registration {
+		t.Helper()
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.get(t, itemToken, "backup")
+	}
+	arm := runProgram(t, c, runOpts{previous: older})
+	if it := item(arm); str(it.Inputs["vault"]) != "vault-uuid" || it.Req.GetRetainOnDelete() {
+		t.Errorf("first run: the backup is in %v, kept on delete %t; want it left in the main vault, deletable",
+			it.Inputs["vault"], it.Req.GetRetainOnDelete())
+	}
+	armed := exported(t, arm)
+	if armed["backupVault"] != "kubernetes" || armed["backupDeletable"] != true {
+		t.Fatalf("first run exported %v; want the item recorded in kubernetes, deletable", armed)
+	}
+	move := runProgram(t, c, runOpts{previous: armed})
+	if it := item(move); str(it.Inputs["vault"]) != "identity-uuid" || !it.Req.GetDeleteBeforeReplace() {
+		t.Errorf("second run: the backup goes to %v, delete before replace %t; want the identity vault, the old item deleted first",
+			it.Inputs["vault"], it.Req.GetDeleteBeforeReplace())
+	}
+	moved := exported(t, move)
+	if moved["backupVault"] != identityVault || moved["backupDeletable"] == true {
+		t.Fatalf("second run exported %v; want the item recorded in %s", moved, identityVault)
+	}
+	stay := runProgram(t, c, runOpts{previous: moved})
+	if it := item(stay); str(it.Inputs["vault"]) != "identity-uuid" || !it.Req.GetRetainOnDelete() {
+		t.Errorf("third run: the backup is in %v, kept on delete %t; want it in place and kept", it.Inputs["vault"], it.Req.GetRetainOnDelete())
+	}
+}
+
+// The operator syncs OnePasswordItems only in the namespaces the stack lists and Argo CD's.
+func TestTheOperatorWatchesOnlyTheListedNamespaces(t *testing.T) {
+	r := mustRun(t, fixture.Cluster(t, "norns"), runOpts{config: map[string]string{
+		"homelab:onepassword": `{"watchNamespaces": ["media"]}`}})
+	values, _ := json.Marshal(r.templates["connect"]["values"])
+	if !strings.Contains(string(values), `"watchNamespace":["argocd","media"]`) {
+		t.Errorf("the connect chart's values %s; want operator.watchNamespace [argocd media]", values)
 	}
 }

@@ -43,8 +43,8 @@ func readDeployed(ctx *pulumi.Context) (*lifecycle.Deployed, error) {
 
 // record is what this run deploys, as the next run will read it: lifecycle.Record in its own
 // JSON form, so the export holds every field readDeployed decodes.
-func record(cfg *stackconfig.Config) pulumi.Input {
-	b, err := json.Marshal(lifecycle.Record(cfg))
+func record(cfg *stackconfig.Config, plan lifecycle.Plan) pulumi.Input {
+	b, err := json.Marshal(lifecycle.Record(cfg, plan))
 	if err != nil {
 		panic(err) // a struct of strings, bools and lists always marshals
 	}

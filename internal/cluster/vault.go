@@ -6,6 +6,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"homelab/components"
+	"homelab/internal/lifecycle"
 	"homelab/internal/onepassword"
 	"homelab/internal/stackconfig"
 )
@@ -16,17 +17,21 @@ import (
 type vault struct {
 	UUID                      string
 	ConnectCredentials, Token pulumi.StringOutput
-	Backup                    string
+	// BackupVaultUUID is the UUID of the vault the backup item is registered in this run.
+	BackupVaultUUID string
+	Backup          string
 	// BackupID is the provider ID of the backup item a restore finds in the vault: the run adopts
 	// it rather than adding a second item of the same title, which would break every later read
 	// of the backup by its title. "" when the run creates the item, or the state holds it.
 	BackupID string
 }
 
-// readVault checks that every item and field the cluster needs is in the vault, before anything
-// is registered: a missing one stops the run with the vault, item and field to add.
-func readVault(ctx *pulumi.Context, cfg *stackconfig.Config, id identity) (*vault, error) {
-	needs := []onepassword.Need{{Title: cfg.OnePassword.ConnectItem, Fields: map[string]string{
+// readVault checks that every item and field the cluster needs is in the vaults, before anything
+// is registered: a missing one stops the run with the vault, item and field to add. The backup
+// item lives in its own vault (homelab:onepassword.backupVault), out of the Connect server's reach.
+func readVault(ctx *pulumi.Context, cfg *stackconfig.Config, id identity, backup lifecycle.Backup) (*vault, error) {
+	o := cfg.OnePassword
+	needs := []onepassword.Need{{Title: o.ConnectItem, Fields: map[string]string{
 		"credentials": "the content of 1password-credentials.json of your Connect server, as JSON or base64",
 		"token":       "a Connect token for the 1Password operator (op connect token create)",
 	}}}
@@ -36,32 +41,40 @@ func readVault(ctx *pulumi.Context, cfg *stackconfig.Config, id identity) (*vaul
 			"server.secretkey": "a random string, e.g. from openssl rand -base64 32",
 		}})
 	}
-	fromBackup := id.Restore && !id.Given
-	if fromBackup {
-		needs = append(needs, onepassword.Need{Title: cfg.OnePassword.BackupItem, Fields: map[string]string{
-			"secrets.yaml": "the cluster's Talos secrets bundle in talosctl's secrets.yaml form, which pulumi up writes there; " +
-				"a restore imports it, so put it back from another copy, or put secrets.yaml in the project directory instead",
-		}})
-	}
-	uuid, items, err := onepassword.Require(ctx, cfg.OnePassword.Vault, needs)
+	uuid, items, err := onepassword.Require(ctx, o.Vault, needs)
 	if err != nil {
-		if fromBackup {
-			return nil, fmt.Errorf("this stack has no state and homelab:cluster.adopt is true: the run would restore it, and the "+
-				"running cluster's identity must be imported, never created; nothing was registered and no node was touched: %w", err)
-		}
 		return nil, err
 	}
-	connect := items[cfg.OnePassword.ConnectItem]
-	credentials, _ := connect.Field("credentials")
-	token, _ := connect.Field("token")
-	var backup, backupID string
+	v := &vault{
+		UUID:               uuid,
+		ConnectCredentials: pulumi.ToSecret(pulumi.String(field(items[o.ConnectItem], "credentials"))).(pulumi.StringOutput),
+		Token:              pulumi.ToSecret(pulumi.String(field(items[o.ConnectItem], "token"))).(pulumi.StringOutput),
+	}
+	bv, err := onepassword.GetVault(ctx, backup.Vault)
+	if err != nil || bv.UUID == "" {
+		return nil, fmt.Errorf("1Password: cannot read vault %q (%v), where the cluster identity's backup %q goes "+
+			"(homelab:onepassword.backupVault): create it, give the provider's account read and write access to it, and keep "+
+			"the Connect server out of it (it holds the cluster's root keys); nothing was registered and no node was touched",
+			backup.Vault, err, o.BackupItem)
+	}
+	v.BackupVaultUUID = bv.UUID
+	fromBackup := id.Restore && !id.Given
 	switch {
 	case fromBackup:
-		item := items[cfg.OnePassword.BackupItem]
-		backup, _ = item.Field("secrets.yaml")
-		backupID = onepassword.ItemID(uuid, item.UUID)
+		_, found, err := onepassword.Require(ctx, backup.Vault, []onepassword.Need{{Title: o.BackupItem, Fields: map[string]string{
+			"secrets.yaml": "the cluster's Talos secrets bundle in talosctl's secrets.yaml form, which pulumi up writes there; " +
+				"a restore imports it, so put it back from another copy, or put secrets.yaml in the project directory instead",
+		}}})
+		if err != nil {
+			return nil, fmt.Errorf("this stack has no state and homelab:cluster.adopt is true: the run would restore it, and the "+
+				"running cluster's identity must be imported, never created (if the backup still sits in another vault, as before a "+
+				"move, set homelab:onepassword.backupVault to that vault for the restore); nothing was registered and no node was touched: %w", err)
+		}
+		item := found[o.BackupItem]
+		v.Backup = field(item, "secrets.yaml")
+		v.BackupID = onepassword.ItemID(bv.UUID, item.UUID)
 	case id.Restore || id.New:
-		item, err := onepassword.Lookup(ctx, uuid, cfg.OnePassword.Vault, cfg.OnePassword.BackupItem)
+		item, err := onepassword.Lookup(ctx, bv.UUID, backup.Vault, o.BackupItem)
 		if err != nil {
 			return nil, err
 		}
@@ -75,17 +88,33 @@ func readVault(ctx *pulumi.Context, cfg *stackconfig.Config, id identity) (*vaul
 				"a new cluster (homelab:cluster.adopt is false and the stack has no state) whose backup would be a second item of "+
 				"that title; nothing was registered and no node was touched. If that item is this running cluster's, set "+
 				"homelab:cluster.adopt to true to restore the stack from it; if its cluster is gone for good, archive or rename "+
-				"the item (or set homelab:onepassword.backupItem to another title)", cfg.OnePassword.Vault, cfg.OnePassword.BackupItem)
+				"the item (or set homelab:onepassword.backupItem to another title)", backup.Vault, o.BackupItem)
 		}
 		if item != nil {
-			backupID = onepassword.ItemID(uuid, item.UUID)
+			v.BackupID = onepassword.ItemID(bv.UUID, item.UUID)
 		}
 	}
-	return &vault{
-		UUID:               uuid,
-		Backup:             backup,
-		BackupID:           backupID,
-		ConnectCredentials: pulumi.ToSecret(pulumi.String(credentials)).(pulumi.StringOutput),
-		Token:              pulumi.ToSecret(pulumi.String(token)).(pulumi.StringOutput),
-	}, nil
+	switch backup.Step {
+	case lifecycle.BackupArm:
+		if err := ctx.Log.Warn(fmt.Sprintf("the identity backup %q moves from vault %q to %q (homelab:onepassword.backupVault) in two runs, "+
+			"so that no second copy ever exists: this run keeps it where it is and makes it deletable; the next pulumi up deletes it "+
+			"there, then writes it to %q", o.BackupItem, backup.From, o.BackupVault, o.BackupVault), nil); err != nil {
+			return nil, err
+		}
+	case lifecycle.BackupMove:
+		if err := ctx.Log.Warn(fmt.Sprintf("the identity backup %q moves from vault %q to %q: deleted there first, then written here "+
+			"(the stack's state keeps the identity meanwhile)", o.BackupItem, backup.From, backup.Vault), nil); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// field is an item's field value ("" when absent: Require has checked the fields it needs).
+func field(it *onepassword.Item, label string) string {
+	if it == nil {
+		return ""
+	}
+	v, _ := it.Field(label)
+	return v
 }

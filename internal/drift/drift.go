@@ -74,11 +74,11 @@ func (n Node) Cost() string {
 func Compare(running, program []byte, settings talosplan.Settings) ([]Difference, error) {
 	run, runRedacted, err := documents(running)
 	if err != nil {
-		return nil, fmt.Errorf("the node's config: %w", err)
+		return nil, fmt.Errorf("the node's config: %w", parseError(err))
 	}
 	prog, progRedacted, err := documents(program)
 	if err != nil {
-		return nil, fmt.Errorf("the program's config: %w", err)
+		return nil, fmt.Errorf("the program's config: %w", parseError(err))
 	}
 	var out []Difference
 	keys := map[string]bool{}
@@ -164,9 +164,31 @@ func documents(b []byte) (clear, hidden map[string]any, err error) {
 	}
 	for _, doc := range hidden {
 		hideMore(doc)
+		if m, ok := doc.(map[string]any); ok {
+			for _, p := range secretPaths {
+				hidePath(m, p)
+			}
+		}
 	}
 	return clear, hidden, nil
 }
+
+// parseError is what a config that does not parse says, without its values: Talos's loader quotes
+// the offending document (its unknown keys with their values, which may be secrets) after the
+// first line, and a drift report goes to a job log.
+func parseError(err error) error {
+	first, rest, _ := strings.Cut(err.Error(), "\n")
+	if strings.TrimSpace(rest) != "" {
+		first += " (its keys and values are not shown here: read the node's config with talosctl get machineconfig -o yaml)"
+	}
+	return errors.New(first)
+}
+
+// secretPaths are whole subtrees whose values are never shown: the machine's environment
+// (machine.env: proxy URLs with credentials, tokens), its static pods (machine.pods: whole pod specs,
+// their env included) and its log destinations (machine.logging.destinations: endpoints that may
+// carry credentials).
+var secretPaths = [][]string{{"machine", "env"}, {"machine", "pods"}, {"machine", "logging", "destinations"}}
 
 // secretKeys are fields that hold secrets beyond those Talos's own redaction covers (which is the
 // bundle's keys and tokens only: pkg/machinery/config/types/v1alpha1/v1alpha1_provider.go:124-168
@@ -193,6 +215,24 @@ func hideMore(v any) {
 	case []any:
 		for _, x := range v {
 			hideMore(x)
+		}
+	}
+}
+
+// hidePath replaces the value at path, when present, with the redaction marker.
+func hidePath(doc map[string]any, path []string) {
+	cur := doc
+	for i, k := range path {
+		v, ok := cur[k]
+		if !ok {
+			return
+		}
+		if i == len(path)-1 {
+			cur[k] = redacted
+			return
+		}
+		if cur, ok = v.(map[string]any); !ok {
+			return
 		}
 	}
 }
@@ -238,9 +278,25 @@ func lookup(doc any, path string) (any, bool) {
 	return cur, cur != nil
 }
 
+// containsSecret reports whether v holds the redaction marker anywhere.
 func containsSecret(v any) bool {
-	b, _ := json.Marshal(v)
-	return strings.Contains(string(b), redacted)
+	switch v := v.(type) {
+	case string:
+		return strings.Contains(v, redacted)
+	case map[string]any:
+		for _, x := range v {
+			if containsSecret(x) {
+				return true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if containsSecret(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func show(v any, ok bool) string {

@@ -274,3 +274,50 @@ func TestMultiDocumentConfigsDriftByDocument(t *testing.T) {
 		t.Errorf("a hostname changed by hand in its document is not reported as a live change:\n%s", out.String())
 	}
 }
+
+// The machine's environment, its static pods and its log destinations may carry credentials: their
+// changes are reported by path, never with their values.
+func TestEnvironmentPodsAndLogDestinationsAreNeverShown(t *testing.T) {
+	c, talos, bundle, held := inStep(t)
+	const proxy, podToken, endpoint = "http://user:proxy-pass-Zk4@proxy.lan:3128", "pod-token-Zk4", "tcp://logs:logpass-Zk4@logs.lan:5170/"
+	held["urd"]["v1alpha1"] = patched(t, held["urd"]["v1alpha1"], `machine:
+  env:
+    https_proxy: `+proxy+`
+  pods:
+    - {apiVersion: v1, kind: Pod, metadata: {name: agent}, spec: {containers: [{name: a, image: busybox, env: [{name: TOKEN, value: `+podToken+`}]}]}}
+  logging:
+    destinations:
+      - {endpoint: "`+endpoint+`", format: json_lines}
+`)
+	got, err := drift.Nodes(c, talos, bundle, held.read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if !drift.Report(&out, got) {
+		t.Fatal("the changes were not reported as drift")
+	}
+	report := out.String()
+	if strings.Contains(report, "Zk4") {
+		t.Errorf("the report shows a value of machine.env, machine.pods or machine.logging:\n%s", report)
+	}
+	for _, path := range []string{"machine.env", "machine.pods", "machine.logging"} {
+		if !strings.Contains(report, path) {
+			t.Errorf("the report does not name %s:\n%s", path, report)
+		}
+	}
+}
+
+// A node config that Talos's loader cannot read (here a key it does not know, holding a secret)
+// is an error that names neither the key's value nor anything after the loader's first line.
+func TestAnUnparsableNodeConfigIsReportedWithoutItsValues(t *testing.T) {
+	c, talos, bundle, held := inStep(t)
+	held["verdandi"]["v1alpha1"] = []byte(strings.Replace(string(held["verdandi"]["v1alpha1"]), "\nmachine:\n", "\nmachine:\n    notAKey: secret-value-Zk4\n", 1))
+	_, err := drift.Nodes(c, talos, bundle, held.read)
+	if err == nil {
+		t.Fatal("a config the loader refuses was compared")
+	}
+	if strings.Contains(err.Error(), "Zk4") || !strings.Contains(err.Error(), "verdandi") {
+		t.Errorf("err = %v; want the node named and no value of its config", err)
+	}
+}

@@ -32,9 +32,18 @@ type Deployed struct {
 	Contract string `json:"contract,omitempty"`
 	// Cilium is the Cilium chart version; "" in records of older runs.
 	Cilium string `json:"cilium,omitempty"`
+	// Endpoint is the cluster endpoint, and VIP the control planes' shared VIP ("" for none); both
+	// "" in records of older runs.
+	Endpoint string `json:"endpoint,omitempty"`
+	VIP      string `json:"vip,omitempty"`
 	// SecureBoot is the boot mode the nodes were installed with; nil in records of older runs.
-	SecureBoot *bool  `json:"secureBoot,omitempty"`
-	Nodes      []Node `json:"nodes"`
+	SecureBoot *bool `json:"secureBoot,omitempty"`
+	// BackupVault is the vault the identity backup item is in ("" in records of older runs: the
+	// main vault), and BackupDeletable whether the last run left the item deletable (the first
+	// run of a move to another vault: PlanBackup).
+	BackupVault     string `json:"backupVault,omitempty"`
+	BackupDeletable bool   `json:"backupDeletable,omitempty"`
+	Nodes           []Node `json:"nodes"`
 }
 
 // Node is a deployed node.
@@ -44,12 +53,19 @@ type Node struct {
 	Role    string `json:"role"`
 }
 
-// Record is what a run with cfg deploys.
-func Record(cfg *stackconfig.Config) Deployed {
+// Record is what a run with cfg and plan p deploys.
+func Record(cfg *stackconfig.Config, p Plan) Deployed {
 	c := cfg.Cluster
 	secureBoot := c.SecureBoot
 	d := Deployed{Cluster: c.Name, TalosVersion: c.TalosVersion, KubernetesVersion: c.KubernetesVersion,
-		Contract: c.VersionContract(), Cilium: cfg.Networking.Cilium.Version, SecureBoot: &secureBoot}
+		Contract: c.VersionContract(), Cilium: cfg.Networking.Cilium.Version, Endpoint: c.Endpoint, SecureBoot: &secureBoot,
+		BackupVault: p.Backup.Vault, BackupDeletable: p.Backup.Step == BackupArm}
+	if d.BackupVault == "" {
+		d.BackupVault = cfg.OnePassword.BackupVault
+	}
+	if c.VIP != nil {
+		d.VIP = c.VIP.Address
+	}
 	for _, n := range c.Nodes {
 		d.Nodes = append(d.Nodes, Node{Name: n.Name, Address: n.Address, Role: n.Role})
 	}
@@ -66,6 +82,53 @@ type Plan struct {
 	ContractFrom, ContractTo string
 	// Removed are nodes the last run deployed that the config no longer lists.
 	Removed []Node
+	// Backup is what the run does with the identity backup item.
+	Backup Backup
+}
+
+// BackupStep is what a run does with the identity backup item.
+type BackupStep int
+
+const (
+	// BackupStay keeps the item where it is.
+	BackupStay BackupStep = iota
+	// BackupArm is the first run of a move to another vault: the item stays, and is registered
+	// deletable (the engine deletes a resource by the options its last run registered it with,
+	// and the item is otherwise kept on delete, so it outlives the stack).
+	BackupArm
+	// BackupMove is the second run: the item is deleted from its vault, then created in the new
+	// one, so no second copy ever exists (the state keeps the identity meanwhile).
+	BackupMove
+)
+
+// Backup is where a run keeps the identity backup item.
+type Backup struct {
+	Step BackupStep
+	// Vault is the vault the item is in after the run, and From the vault it leaves (BackupMove)
+	// or will leave (BackupArm).
+	Vault, From string
+}
+
+// PlanBackup decides where the identity backup goes (homelab:onepassword.backupVault). A move
+// between vaults takes two runs, BackupArm then BackupMove; a stack with no deployment writes the
+// item where the stack file says.
+func PlanBackup(prev *Deployed, o stackconfig.OnePassword) Backup {
+	to := o.BackupVault
+	if prev == nil {
+		return Backup{Vault: to}
+	}
+	from := prev.BackupVault
+	if from == "" {
+		from = o.Vault // records of older runs: the item was written to the main vault
+	}
+	switch {
+	case from == to:
+		return Backup{Vault: to}
+	case !prev.BackupDeletable:
+		return Backup{Step: BackupArm, Vault: from, From: from}
+	default:
+		return Backup{Step: BackupMove, Vault: to, From: from}
+	}
 }
 
 // NewestTalos is the newest Talos release this program carries out: the version of its Talos
@@ -95,6 +158,7 @@ func Decide(prev *Deployed, cfg *stackconfig.Config) (Plan, error) {
 			"pick one it supports, or move talosVersion first)", err, c.TalosVersion))
 	}
 	if prev == nil || prev.TalosVersion == "" {
+		p.Backup = PlanBackup(prev, cfg.OnePassword)
 		return p, errors.Join(errs...)
 	}
 	if prev.TalosVersion != c.TalosVersion {
@@ -109,6 +173,9 @@ func Decide(prev *Deployed, cfg *stackconfig.Config) (Plan, error) {
 		p.ContractFrom, p.ContractTo = prev.Contract, c.VersionContract()
 		errs = append(errs, checkContractMove(prev, c))
 	}
+	if prev.Endpoint != "" && prev.Endpoint != c.Endpoint {
+		errs = append(errs, checkEndpointMove(prev, c))
+	}
 	if prev.Cilium != "" && prev.Cilium != cfg.Networking.Cilium.Version {
 		errs = append(errs, checkCilium(prev.Cilium, cfg.Networking.Cilium.Version))
 	}
@@ -121,6 +188,7 @@ func Decide(prev *Deployed, cfg *stackconfig.Config) (Plan, error) {
 	}
 	p.Removed, err = removed(prev, c)
 	errs = append(errs, err)
+	p.Backup = PlanBackup(prev, cfg.OnePassword)
 	return p, errors.Join(errs...)
 }
 
@@ -199,6 +267,18 @@ func checkContractMove(prev *Deployed, c stackconfig.Cluster) error {
 			prev.TalosVersion, c.TalosVersion, prev.Contract)
 	}
 	return nil
+}
+
+// checkEndpointMove allows the endpoint onto the VIP only once the VIP runs: the run that adds it
+// brings it up on a control plane and into the certificates, and every client that follows the
+// endpoint (the gates' kubeconfig, the Kubernetes provider) uses it from the start of the next.
+func checkEndpointMove(prev *Deployed, c stackconfig.Cluster) error {
+	if c.VIP == nil || !strings.Contains(c.Endpoint, "://"+c.VIP.Address+":") || prev.VIP == c.VIP.Address {
+		return nil
+	}
+	return fmt.Errorf("homelab:cluster.endpoint: moves to the VIP %s in the run that adds the VIP; add the VIP first (keep endpoint: %s, "+
+		"run pulumi up: the control planes bring it up and take it into their certificates), then move the endpoint in the next run",
+		c.VIP.Address, prev.Endpoint)
 }
 
 // checkCilium allows Cilium to move one minor release at a time: "Always perform rollbacks and
@@ -339,16 +419,16 @@ func NeedTools(prev *Deployed, c stackconfig.Cluster) Tools {
 func (t Tools) Check(talosctl, kubectl string) error {
 	var errs []error
 	if talosctl == "" {
-		errs = append(errs, fmt.Errorf("talosctl is not on PATH: install talosctl %s.x on the machine that runs pulumi up (mise install)", t.Talosctl))
+		errs = append(errs, fmt.Errorf("talosctl is not on PATH: install talosctl %s.x on the machine that runs pulumi up (mise run up installs the release .mise.toml pins)", t.Talosctl))
 	} else if majorMinor(talosctl) != t.Talosctl {
 		errs = append(errs, fmt.Errorf("talosctl %s is on PATH, and the stack's Talos version needs talosctl %s.x (a talosctl of the nodes' "+
-			"release; docs/upgrading.md): install it (mise install, once .mise.toml pins it); nothing was changed", talosctl, t.Talosctl))
+			"release; docs/upgrading.md): install it (mise run up installs the release .mise.toml pins); nothing was changed", talosctl, t.Talosctl))
 	}
 	if kubectl == "" {
-		errs = append(errs, fmt.Errorf("kubectl is not on PATH: install kubectl %s.x on the machine that runs pulumi up (mise install)", t.Kubectl[len(t.Kubectl)-1]))
+		errs = append(errs, fmt.Errorf("kubectl is not on PATH: install kubectl %s.x on the machine that runs pulumi up (mise run up installs the release .mise.toml pins)", t.Kubectl[len(t.Kubectl)-1]))
 	} else if !slices.Contains(t.Kubectl, majorMinor(kubectl)) {
 		errs = append(errs, fmt.Errorf("kubectl %s is on PATH, and this run talks to Kubernetes through kubectl %s (within one minor "+
-			"release of the cluster's Kubernetes, before and after this run): install one of them (mise install); nothing was changed",
+			"release of the cluster's Kubernetes, before and after this run): install one of them (mise run up installs the release .mise.toml pins); nothing was changed",
 			kubectl, strings.Join(t.Kubectl, ".x or ")+".x"))
 	}
 	return errors.Join(errs...)

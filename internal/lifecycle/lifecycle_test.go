@@ -30,7 +30,7 @@ func cfg(c stackconfig.Cluster) *stackconfig.Config {
 }
 
 func deployed(c stackconfig.Cluster) *lifecycle.Deployed {
-	d := lifecycle.Record(cfg(c))
+	d := lifecycle.Record(cfg(c), lifecycle.Plan{})
 	return &d
 }
 
@@ -174,7 +174,7 @@ func TestTheUpgradePathIsTheOnlyOrder(t *testing.T) {
 
 func TestCiliumMovesOneMinorAtATime(t *testing.T) {
 	c := norns("v1.11.5", "v1.34.1", "urd")
-	prev := lifecycle.Record(cfg(c))
+	prev := lifecycle.Record(cfg(c), lifecycle.Plan{})
 	for to, ok := range map[string]bool{"1.18.4": true, "1.19.2": true, "1.20.0": false, "1.17.9": true, "1.16.0": false} {
 		now := cfg(c)
 		now.Networking.Cilium.Version = to
@@ -200,5 +200,23 @@ func TestNewestTalosIsTheMachineryVersion(t *testing.T) {
 	}
 	if string(m[1]) != lifecycle.NewestTalos {
 		t.Errorf("lifecycle.NewestTalos is %s and go.mod has machinery %s: keep them equal (and the lab's Talos versions with them)", lifecycle.NewestTalos, m[1])
+	}
+}
+
+// The endpoint moves onto the VIP only in the run after the one that adds the VIP.
+func TestTheEndpointMovesToTheVIPAfterTheVIPRuns(t *testing.T) {
+	before := norns("v1.11.5", "v1.34.1", "urd", "verdandi", "skuld")
+	withVIP := before
+	withVIP.VIP = &stackconfig.VIP{Address: "192.168.0.119", Interface: stackconfig.DeviceSelector{Driver: "igc"}}
+	onVIP := withVIP
+	onVIP.Endpoint = "https://192.168.0.119:6443"
+	if _, err := decide(deployed(before), onVIP); err == nil || !strings.Contains(err.Error(), "homelab:cluster.endpoint") || !strings.Contains(err.Error(), "add the VIP first") {
+		t.Errorf("the VIP and the endpoint in one run: %v; want it refused", err)
+	}
+	if _, err := decide(deployed(before), withVIP); err != nil {
+		t.Errorf("adding the VIP: %v", err)
+	}
+	if _, err := decide(deployed(withVIP), onVIP); err != nil {
+		t.Errorf("moving the endpoint onto a running VIP: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -197,12 +198,46 @@ func nodeAction(node, role string, steps map[string]Step) NodeAction {
 		}
 	}
 	for _, kind := range []string{"config-apply-", "config-stage-"} {
-		if s, ok := steps[kind+node]; ok && s.Op == "update" {
+		if s, ok := steps[kind+node]; ok && s.Op == "update" && !onlyCredentials(s) {
 			a.Action, a.Detail = "live", "applied without a reboot, all such nodes at once"
 			return a
 		}
 	}
 	return a
+}
+
+// onlyCredentials reports whether an apply changes nothing but the client certificate it
+// authenticates with (a renewal): the node gets the same config again.
+func onlyCredentials(s Step) bool {
+	for k, v := range s.New {
+		if k != "clientConfiguration" && fmt.Sprint(v) != fmt.Sprint(s.Old[k]) {
+			return false
+		}
+	}
+	for k := range s.Old {
+		if _, ok := s.New[k]; !ok && k != "clientConfiguration" {
+			return false
+		}
+	}
+	return true
+}
+
+// renewal is the comment's line when the run renews the admin client certificate (the Talos
+// provider does, within a month of its expiry) or the kubeconfig's: every resource that
+// authenticates with it changes, no node does.
+func renewal(steps map[string]Step) string {
+	var what []string
+	if s, ok := steps["cluster-secrets"]; ok && s.Op == "update" && slices.Contains(s.Diffs, "clientConfiguration") {
+		what = append(what, "the Talos admin client certificate")
+	}
+	if s, ok := steps["bootstrap-kubeconfig"]; ok && s.Op == "update" && slices.Contains(s.Diffs, "kubeconfigRaw") {
+		what = append(what, "the kubeconfig's client certificate")
+	}
+	if len(what) == 0 {
+		return ""
+	}
+	return "**Credentials renewed** (" + strings.Join(what, " and ") + ", within a month of expiry): each node's config is " +
+		"sent again unchanged and each gate checks its node's health again, one batch at a time; no node reboots or changes."
 }
 
 // settingChanges lists, on one line, the settings summaries (one setting per line) that after adds
@@ -412,7 +447,7 @@ func opSymbol(op string) string {
 }
 
 // Build writes the comment of a stack's preview.
-func Build(stack string, cluster stackconfig.Cluster, p Preview) string {
+func Build(stack string, cluster stackconfig.Cluster, rollout stackconfig.Rollout, p Preview) string {
 	var main, details []string
 	add := func(format string, args ...any) { main = append(main, fmt.Sprintf(format, args...)) }
 	add("%s", Marker(stack))
@@ -458,22 +493,46 @@ func Build(stack string, cluster stackconfig.Cluster, p Preview) string {
 		for _, a := range actions {
 			add("| %s | %s | %s | %s |", a.Node, a.Role, a.Action, a.Detail)
 		}
-		var down []string
+		goesDown := map[string]bool{}
 		for _, a := range touched {
 			if a.Action == "reboot" || a.Action == "upgrade" {
-				down = append(down, a.Node)
+				goesDown[a.Node] = true
+			}
+		}
+		// The rollout's batches (stackconfig.RollBatches), each with the nodes of it that go down.
+		var order []string
+		for _, b := range stackconfig.RollBatches(cluster, rollout.Batch()) {
+			var names []string
+			for _, n := range b {
+				if goesDown[n.Name] {
+					names = append(names, n.Name)
+				}
+			}
+			switch {
+			case len(names) == 1:
+				order = append(order, names[0])
+			case len(names) > 1:
+				order = append(order, "["+strings.Join(names, ", ")+"]")
 			}
 		}
 		add("")
-		if len(down) > 0 {
-			add("Nodes that go down, one at a time: %s.", strings.Join(down, " → "))
-		} else {
+		switch {
+		case len(order) == 0:
 			add("No node reboots.")
+		case rollout.Batch() == 1:
+			add("Nodes that go down, one at a time: %s.", strings.Join(order, " → "))
+		default:
+			add("Nodes that go down, control planes one at a time, workers up to %d at once (a batch in brackets): %s.",
+				rollout.Batch(), strings.Join(order, " → "))
 		}
 	}
 	byName := map[string]Step{}
 	for _, s := range p.Steps {
 		byName[s.Name] = s
+	}
+	if line := renewal(byName); line != "" {
+		add("")
+		add("%s", line)
 	}
 	if from, to := talosStep(p); to != "" {
 		add("")

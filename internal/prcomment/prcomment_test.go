@@ -62,7 +62,7 @@ func TestNodesComeInRollOrderWithTheirAction(t *testing.T) {
 		event("update", "command:local:Command", "config-gate-urd", "homelab:talos:Rollout", gate("urd", cni), gate("urd", env)),
 		event("update", "talos:machine/configurationApply:ConfigurationApply", "config-apply-urd", "homelab:talos:Rollout", patches(before), patches(after)),
 	}
-	c := Build("norns", cluster, FromEvents(events))
+	c := Build("norns", cluster, stackconfig.Rollout{}, FromEvents(events))
 	order := []int{strings.Index(c, "| urd |"), strings.Index(c, "| verdandi |"), strings.Index(c, "| w1 |")}
 	if order[0] < 0 || order[0] > order[1] || order[1] > order[2] {
 		t.Errorf("rows not in roll order (control planes, then workers):\n%s", c)
@@ -92,7 +92,7 @@ func TestAnUpgradeNamesBothVersions(t *testing.T) {
 		event("update", "command:local:Command", "k8s-upgrade", "homelab:talos:KubernetesUpgrade",
 			map[string]any{"environment": map[string]any{"KUBERNETES_VERSION": "v1.34.1"}}, map[string]any{"environment": map[string]any{"KUBERNETES_VERSION": "v1.34.2"}}),
 	}
-	c := Build("norns", cluster, FromEvents(events))
+	c := Build("norns", cluster, stackconfig.Rollout{}, FromEvents(events))
 	if r := row(t, c, "urd"); !strings.Contains(r, "| upgrade |") || !strings.Contains(r, "Talos v1.11.5 → v1.11.6") {
 		t.Errorf("urd: %s", r)
 	}
@@ -110,7 +110,7 @@ func TestARemovedNodeIsListedAfterTheOthers(t *testing.T) {
 			map[string]any{"environment": map[string]any{"ROLE": "controlplane"}}),
 		event("delete", "command:local:Command", "config-reset-skuld", "homelab:talos:Rollout", map[string]any{}, nil),
 	}
-	c := Build("norns", cluster, FromEvents(events))
+	c := Build("norns", cluster, stackconfig.Rollout{}, FromEvents(events))
 	r := row(t, c, "skuld")
 	if !strings.Contains(r, "| removal |") || !strings.Contains(r, "leaves etcd") || !strings.Contains(r, "maintenance mode") {
 		t.Errorf("skuld: %s", r)
@@ -127,7 +127,7 @@ func TestOnlyChangesAreListed(t *testing.T) {
 		event("read", "pulumi:pulumi:StackReference", "previous-deployment", "pulumi:pulumi:Stack", map[string]any{}, map[string]any{}),
 	}
 	events[1].ResourcePreEvent.Metadata.Diffs = []string{"data"}
-	c := Build("norns", cluster, FromEvents(events))
+	c := Build("norns", cluster, stackconfig.Rollout{}, FromEvents(events))
 	if strings.Contains(c, "argocd-namespace") || strings.Contains(c, "previous-deployment") {
 		t.Errorf("unchanged resources are listed:\n%s", c)
 	}
@@ -146,7 +146,7 @@ func TestLongChangesGoToTheDetails(t *testing.T) {
 	}
 	long := strings.Repeat("k: v\n", 100)
 	events = append(events, event("update", "talos:machine/configurationApply:ConfigurationApply", "config-apply-urd", "homelab:talos:Rollout", patches(""), patches(long)))
-	c := Build("norns", cluster, FromEvents(events))
+	c := Build("norns", cluster, stackconfig.Rollout{}, FromEvents(events))
 	head, details, ok := strings.Cut(c, "<details>")
 	if !ok {
 		t.Fatal("no collapsed section")
@@ -162,7 +162,7 @@ func TestLongChangesGoToTheDetails(t *testing.T) {
 func TestAFailedPreviewSaysSo(t *testing.T) {
 	events := []apitype.EngineEvent{{DiagnosticEvent: &apitype.DiagnosticEvent{Severity: "error",
 		Message: "homelab:cluster.nodes[1].address: not an IP address\nmore"}}}
-	c := Build("norns", cluster, FromEvents(events))
+	c := Build("norns", cluster, stackconfig.Rollout{}, FromEvents(events))
 	if !strings.Contains(c, "Preview **failed**") || !strings.Contains(c, "> homelab:cluster.nodes[1].address: not an IP address") {
 		t.Errorf("the failure is not shown:\n%s", c)
 	}
@@ -193,7 +193,7 @@ func TestAnUpgradeCommentNamesTheStep(t *testing.T) {
 		event("update", "command:local:Command", "config-gate-verdandi", "homelab:talos:Rollout", gate("verdandi", nil), gate("verdandi", next)),
 		event("same", "command:local:Command", "config-gate-w1", "homelab:talos:Rollout", gate("w1", next), gate("w1", next)),
 	}
-	c := Build("norns", cluster, FromEvents(events))
+	c := Build("norns", cluster, stackconfig.Rollout{}, FromEvents(events))
 	if !strings.Contains(c, "**Talos** v1.11.5 → v1.12.6") || !strings.Contains(c, "needs talosctl v1.12.x") {
 		t.Errorf("the comment does not name the step and the talosctl it needs:\n%s", c)
 	}
@@ -204,7 +204,59 @@ func TestAnUpgradeCommentNamesTheStep(t *testing.T) {
 		event("update", "command:local:Command", "config-gate-urd", "homelab:talos:Rollout",
 			gate("urd", map[string]any{"CONTRACT": "v1.11"}), gate("urd", map[string]any{"CONTRACT": "v1.12"})),
 	}
-	if r := row(t, Build("norns", cluster, FromEvents(moved)), "urd"); !strings.Contains(r, "| reboot |") || !strings.Contains(r, "contract v1.11 → v1.12") {
+	if r := row(t, Build("norns", cluster, stackconfig.Rollout{}, FromEvents(moved)), "urd"); !strings.Contains(r, "| reboot |") || !strings.Contains(r, "contract v1.11 → v1.12") {
 		t.Errorf("a contract move: %s; want a reboot naming the contracts", r)
+	}
+}
+
+// With maxUnavailable above 1, the comment lists the workers that go down in their batches, after
+// the control planes one at a time.
+func TestTheCommentShowsTheWorkerBatches(t *testing.T) {
+	c := stackconfig.Cluster{Nodes: []stackconfig.Node{{Name: "urd", Role: "controlplane"}, {Name: "verdandi", Role: "controlplane"}}}
+	var events []apitype.EngineEvent
+	env := map[string]any{"REBOOT_SETTINGS": "machine.env.A: \"b\""}
+	for _, n := range []string{"urd", "verdandi", "w1", "w2", "w3", "w4", "w5"} {
+		if strings.HasPrefix(n, "w") {
+			c.Nodes = append(c.Nodes, stackconfig.Node{Name: n, Role: "worker"})
+		}
+		if n == "w2" {
+			continue // its config does not change: it stays up, and its batch is the others
+		}
+		events = append(events, event("update", "command:local:Command", "config-gate-"+n, "homelab:talos:Rollout", gate(n, nil), gate(n, env)))
+	}
+	three := 3
+	comment := Build("norns", c, stackconfig.Rollout{MaxUnavailable: &three}, FromEvents(events))
+	if !strings.Contains(comment, "workers up to 3 at once (a batch in brackets): urd → verdandi → [w1, w3] → [w4, w5].") {
+		t.Errorf("the batches are not shown:\n%s", comment)
+	}
+}
+
+// A renewal of the admin client certificate changes every resource that authenticates with it and
+// no node: the comment says so in one line, and lists no node action.
+func TestACertificateRenewalPreviewsAsTheRenewalAlone(t *testing.T) {
+	secrets := event("update", "talos:machine/secrets:Secrets", "cluster-secrets", "homelab:talos:ClusterSecrets",
+		map[string]any{"talosVersion": "v1.11"}, map[string]any{"talosVersion": "v1.11"})
+	secrets.ResourcePreEvent.Metadata.Diffs = []string{"clientConfiguration"}
+	renewed := func(in map[string]any, cc string) map[string]any {
+		out := map[string]any{"clientConfiguration": cc}
+		for k, v := range in {
+			out[k] = v
+		}
+		return out
+	}
+	events := []apitype.EngineEvent{secrets}
+	for _, n := range []string{"urd", "verdandi", "w1"} {
+		events = append(events,
+			event("update", "talos:machine/configurationApply:ConfigurationApply", "config-apply-"+n, "homelab:talos:Rollout",
+				renewed(patches("a: 1\n"), "[secret]"), renewed(patches("a: 1\n"), "04da6b54-80e4-46f7-96ec-b56ff0331ba9")),
+			event("update", "command:local:Command", "config-gate-"+n, "homelab:talos:Rollout",
+				gate(n, map[string]any{"TALOSCONFIG_DATA": "[secret]"}), gate(n, map[string]any{"TALOSCONFIG_DATA": "04da6b54-80e4-46f7-96ec-b56ff0331ba9"})))
+	}
+	c := Build("norns", cluster, stackconfig.Rollout{}, FromEvents(events))
+	if !strings.Contains(c, "**Credentials renewed** (the Talos admin client certificate, within a month of expiry)") {
+		t.Errorf("the renewal is not said:\n%s", c)
+	}
+	if !strings.Contains(c, "**Nodes:** no node changes.") {
+		t.Errorf("a renewal shows node changes:\n%s", c)
 	}
 }

@@ -190,3 +190,46 @@ func TestContractV112SetsTheHostnameInItsOwnDocumentOnly(t *testing.T) {
 		}
 	}
 }
+
+// A stack with a VIP renders control planes that carry it on the selected link, in the Talos API's
+// and the API server's certificates, and configs Talos's validator takes; workers do not carry it.
+func TestAVIPIsOnEveryControlPlaneAndValid(t *testing.T) {
+	talos, err := talosplan.Load(src.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, contract := range []string{"v1.11", "v1.12"} {
+		c := nornsCluster(t)
+		if contract == "v1.12" {
+			c = nornsAtContract12(t)
+		}
+		c.VIP = &stackconfig.VIP{Address: "192.168.0.119", Interface: stackconfig.DeviceSelector{Driver: "igc"}}
+		c.Nodes = append(c.Nodes, stackconfig.Node{Name: "w1", Address: "192.168.0.131", Role: stackconfig.RoleWorker, InstallDisk: "/dev/sda"})
+		nodes, err := render.Render(c, talos, fixtureSecrets(t), talosplan.Final)
+		if err != nil {
+			t.Fatalf("contract %s: %v", contract, err)
+		}
+		for _, n := range nodes {
+			cfg, err := configloader.NewFromBytes(n.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var vip string
+			for _, d := range cfg.RawV1Alpha1().MachineConfig.MachineNetwork.NetworkInterfaces {
+				if d.VIPConfig() != nil {
+					vip = d.VIPConfig().IP()
+				}
+			}
+			cp := n.Node.Role == stackconfig.RoleControlPlane
+			if cp != (vip == "192.168.0.119") {
+				t.Errorf("contract %s, %s: VIP %q", contract, n.Node.Name, vip)
+			}
+			if cp && (!strings.Contains(string(n.Config), "- 192.168.0.119") || len(n.Warnings) > 0) {
+				t.Errorf("contract %s, %s: the VIP is not in the certificates' SANs, or validation warns %v", contract, n.Node.Name, n.Warnings)
+			}
+		}
+		if contract == "v1.12" {
+			golden.Check(t, filepath.Join("testdata", "norns", "vip", "urd.yaml"), nodes[0].Config)
+		}
+	}
+}

@@ -29,7 +29,43 @@ type Config struct {
 	Networking  Networking
 	OnePassword OnePassword
 	ArgoCD      ArgoCD
+	Backup      Backup
 }
+
+// Backup is the homelab:backup key: where cmd/etcd puts the cluster's etcd snapshots. Optional:
+// without s3 no snapshot is taken (docs/operations.md, "etcd snapshots").
+type Backup struct {
+	// S3 is the S3-compatible bucket the snapshots go to. Its access key comes from the vault
+	// item Item (fields accessKeyID and secretAccessKey), never from here.
+	S3 *S3Bucket `json:"s3,omitempty"`
+	// Recipients are the age public keys (age1...) every snapshot is encrypted to, before it
+	// leaves the machine that took it. Required with s3. The matching identity (the private key)
+	// stays out of the repository and the runner: the identity vault, and an offline copy.
+	Recipients []string `json:"recipients,omitempty"`
+	// Keep is how many snapshots stay in the bucket, newest first; older ones are deleted after
+	// each new one is stored. Optional; default DefaultSnapshotsKept.
+	Keep int `json:"keep,omitempty"`
+	// Item is the vault item with the bucket's access key. Optional; default etcd-backup.
+	Item string `json:"item,omitempty"`
+}
+
+// S3Bucket is an S3-compatible bucket.
+type S3Bucket struct {
+	// Endpoint is the server's URL, https://host[:port] (http:// only for a server on loopback).
+	Endpoint string `json:"endpoint"`
+	// Bucket is the bucket's name. Required.
+	Bucket string `json:"bucket"`
+	// Prefix goes in front of every object name (a folder: norns/). Optional.
+	Prefix string `json:"prefix,omitempty"`
+	// Region is the bucket's region. Optional; default us-east-1.
+	Region string `json:"region,omitempty"`
+}
+
+// Backup defaults.
+const (
+	DefaultSnapshotsKept = 14
+	DefaultBackupItem    = "etcd-backup"
+)
 
 // Rollout is the homelab:rollout key: how long a node may take to go down and come back.
 type Rollout struct {
@@ -40,6 +76,35 @@ type Rollout struct {
 	// RebootTimeout bounds one node's reboot into a staged config. Optional; default
 	// DefaultNodeDowntime.
 	RebootTimeout string `json:"rebootTimeout,omitempty"`
+	// MaxUnavailable is how many workers a rollout takes down at once: workers go in batches of
+	// at most this many, in roll order, each batch waiting for the last to be healthy. Control
+	// planes always go one at a time. Optional; default 1.
+	MaxUnavailable *int `json:"maxUnavailable,omitempty"`
+}
+
+// Batch is how many workers a rollout takes down at once.
+func (r Rollout) Batch() int {
+	if r.MaxUnavailable == nil {
+		return 1
+	}
+	return *r.MaxUnavailable
+}
+
+// RollBatches are the nodes of c in the order a rollout takes them down: each control plane
+// alone, then the workers in batches of at most batch, in roll order. A batch starts once the
+// one before it is healthy again.
+func RollBatches(c Cluster, batch int) [][]Node {
+	var out [][]Node
+	for _, n := range c.ControlPlanes() {
+		out = append(out, []Node{n})
+	}
+	workers := c.Workers()
+	for batch > 0 && len(workers) > 0 {
+		k := min(batch, len(workers))
+		out = append(out, workers[:k])
+		workers = workers[k:]
+	}
+	return out
 }
 
 // DefaultNodeDowntime is the budget of a node's upgrade or reboot: talosctl's own default for both
@@ -68,6 +133,14 @@ type OnePassword struct {
 	// BackupItem is the item the program writes the Talos secrets bundle and talosconfig to.
 	// Optional; default talos-<cluster name>.
 	BackupItem string `json:"backupItem,omitempty"`
+	// BackupVault is the vault of the backup item: the cluster's root keys, kept out of the vault
+	// the in-cluster Connect server reads (grant the Connect server only Vault). The provider's
+	// account needs read and write access to it. Optional; default <vault>-identity. A change
+	// moves the item, never leaving two copies (lifecycle.PlanBackup).
+	BackupVault string `json:"backupVault,omitempty"`
+	// WatchNamespaces are the namespaces, besides the program's own (Argo CD's), whose
+	// OnePasswordItems the 1Password operator syncs into Secrets; it watches no other. Optional.
+	WatchNamespaces []string `json:"watchNamespaces,omitempty"`
 	// ConnectChart pins the 1Password connect chart (Connect server and operator). Optional.
 	ConnectChart Chart `json:"connectChart"`
 }
@@ -159,8 +232,18 @@ const (
 type Cluster struct {
 	// Name is the cluster name, a DNS label. Required.
 	Name string `json:"name"`
-	// Endpoint is the Kubernetes API endpoint, https://host:port (a VIP or a control-plane node). Required.
+	// Endpoint is the Kubernetes API endpoint, https://host:port. Its host is a control plane's
+	// address, the cluster's VIP (VIP.Address), or an external load balancer in front of the control
+	// planes (a DNS name, or an address with EndpointLoadBalancer set); never a worker's address or
+	// one inside the L2 pool. Required.
 	Endpoint string `json:"endpoint"`
+	// EndpointLoadBalancer declares the endpoint's address an external load balancer in front of the
+	// control planes. Optional; default false (a DNS name counts as one without it).
+	EndpointLoadBalancer bool `json:"endpointLoadBalancer,omitempty"`
+	// VIP is a virtual IP the control planes share (Talos's Layer 2 VIP: the one an election picks
+	// holds it and answers ARP for it), so the endpoint survives any one control plane going down.
+	// Optional; set it in one run, then point the endpoint at it in the next.
+	VIP *VIP `json:"vip,omitempty"`
 	// TalosVersion is the Talos version the nodes run, vX.Y.Z; it tags the installer image. Required.
 	TalosVersion string `json:"talosVersion"`
 	// KubernetesVersion is the Kubernetes version, vX.Y.Z. Required.
@@ -187,6 +270,50 @@ type Cluster struct {
 	// Nodes are the machines of the cluster, in roll-out order. Required, at least one control plane.
 	Nodes []Node `json:"nodes"`
 }
+
+// VIP is the control planes' shared virtual IP.
+type VIP struct {
+	// Address is the VIP, an address on the control planes' network that no node and no pool uses. Required.
+	Address string `json:"address"`
+	// Interface picks each control plane's link that carries it, by Talos's device selector:
+	// hardwareAddr, permanentAddr, busPath, pciID, driver (each may hold * wildcards), physical.
+	// Required: at least one field.
+	Interface DeviceSelector `json:"interface"`
+	// DHCP keeps DHCP on that link: configuring a link in Talos replaces the default, which runs
+	// DHCP on every link. Optional; default true (false for static addressing in a patch of yours).
+	DHCP *bool `json:"dhcp,omitempty"`
+}
+
+// DeviceSelector is Talos's network device selector (machine.network.interfaces[].deviceSelector).
+type DeviceSelector struct {
+	HardwareAddr  string `json:"hardwareAddr,omitempty"`
+	PermanentAddr string `json:"permanentAddr,omitempty"`
+	BusPath       string `json:"busPath,omitempty"`
+	PCIID         string `json:"pciID,omitempty"`
+	Driver        string `json:"driver,omitempty"`
+	Physical      *bool  `json:"physical,omitempty"`
+}
+
+// Map is the selector as Talos's deviceSelector, its set fields only.
+func (d DeviceSelector) Map() map[string]any {
+	m := map[string]any{}
+	for k, v := range map[string]string{"hardwareAddr": d.HardwareAddr, "permanentAddr": d.PermanentAddr, "busPath": d.BusPath,
+		"pciID": d.PCIID, "driver": d.Driver} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	if d.Physical != nil {
+		m["physical"] = *d.Physical
+	}
+	return m
+}
+
+// Empty reports whether the selector selects nothing.
+func (d DeviceSelector) Empty() bool { return d == (DeviceSelector{}) }
+
+// DHCPOn is whether the VIP's link keeps DHCP.
+func (v VIP) DHCPOn() bool { return v.DHCP == nil || *v.DHCP }
 
 // Node is one machine of the cluster.
 type Node struct {
@@ -233,6 +360,10 @@ func Load(src Source) (*Config, []string, error) {
 		decodeStrict(Namespace+":argocd", text, &cfg.ArgoCD, &p)
 	}
 	cfg.ArgoCD.validate(Namespace+":argocd", &p)
+	if text, ok := src("backup"); ok {
+		decodeStrict(Namespace+":backup", text, &cfg.Backup, &p)
+	}
+	cfg.Backup.validate(Namespace+":backup", &p)
 	if err := p.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -318,17 +449,71 @@ func (c *Cluster) validate(key string, p *Problems) (warnings []string) {
 		case n.InstallDisk != "":
 			checkDisk(p, nk+".installDisk", n.InstallDisk)
 		case c.InstallDisk == "":
-			p.add(nk+".installDisk", "required because %s.installDisk is not set; set one of them, e.g. /dev/nvme0n1", key)
+			if !p.typoFor(key + ".installDisk") {
+				p.add(nk+".installDisk", "required because %s.installDisk is not set; set one of them, e.g. /dev/nvme0n1", key)
+			}
 		default:
 			n.InstallDisk = c.InstallDisk
 		}
 	}
+	c.checkEndpoint(key, p)
 	if controlPlanes == 0 {
 		p.add(key+".nodes", "no node has role %s; a cluster needs at least one control plane", RoleControlPlane)
 	} else if controlPlanes%2 == 0 {
 		warnings = append(warnings, fmt.Sprintf("%s.nodes: %d control planes; etcd tolerates no more failures with an even count than with one fewer, so use an odd number", key, controlPlanes))
 	}
 	return warnings
+}
+
+// checkEndpoint checks what the endpoint's host is: the API server must answer there whichever
+// control plane is down. A control plane's address, the VIP or a declared load balancer (a DNS
+// name is taken as one) may be the endpoint; a worker's address may not (it serves no API server),
+// nor one no node or VIP has.
+func (c *Cluster) checkEndpoint(key string, p *Problems) {
+	fix := fmt.Sprintf("point it at a control plane's address, at the VIP (%s.vip), or at an external load balancer (%s.endpointLoadBalancer: true)", key, key)
+	if c.VIP != nil {
+		vk := key + ".vip"
+		a, err := netip.ParseAddr(c.VIP.Address)
+		switch {
+		case c.VIP.Address == "":
+			p.add(vk+".address", "required; set the shared virtual IP of the control planes, an unused address on their network")
+		case err != nil || a.Zone() != "":
+			p.add(vk+".address", "%q is not an IP address; set the shared virtual IP of the control planes, e.g. 192.168.0.119", c.VIP.Address)
+		default:
+			for i, n := range c.Nodes {
+				if n.Address == a.String() {
+					p.add(vk+".address", "%s is node %s's address (nodes[%d]); the VIP must be an address no node has", c.VIP.Address, n.Name, i)
+				}
+			}
+		}
+		if c.VIP.Interface.Empty() {
+			p.add(vk+".interface", "required; pick the control planes' link with a device selector, e.g. {driver: igc} or {hardwareAddr: \"aa:bb:cc:*\"}")
+		}
+	}
+	u, err := url.Parse(c.Endpoint)
+	if c.Endpoint == "" || err != nil || checkEndpoint(c.Endpoint) != nil {
+		return // the endpoint's own form is reported above
+	}
+	host := u.Hostname()
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return // a DNS name: an external load balancer (or DNS round robin) in front of the control planes
+	}
+	for i, n := range c.Nodes {
+		if n.Address != a.String() {
+			continue
+		}
+		if n.Role != RoleControlPlane {
+			p.add(key+".endpoint", "%s is worker %s's address (nodes[%d]), which serves no API server: %s", host, n.Name, i, fix)
+		}
+		return
+	}
+	if c.VIP != nil && c.VIP.Address == a.String() {
+		return
+	}
+	if !c.EndpointLoadBalancer {
+		p.add(key+".endpoint", "no node and no VIP has the address %s: %s", host, fix)
+	}
 }
 
 func (n *Networking) validate(key string, c Cluster, p *Problems) {
@@ -363,11 +548,26 @@ func (n *Networking) validate(key string, c Cluster, p *Problems) {
 					p.add(rk, "the range %s-%s contains node %s's address %s; Cilium would announce it for services; choose a range outside the node addresses", r.Start, r.Stop, c.Nodes[i].Name, node.Address)
 				}
 			}
+			inPool := func(s string) bool {
+				a, err := netip.ParseAddr(s)
+				return err == nil && !a.Less(start) && !stop.Less(a)
+			}
+			if u, err := url.Parse(c.Endpoint); err == nil && inPool(u.Hostname()) {
+				p.add(Namespace+":cluster.endpoint", "%s is inside %s (%s-%s), whose addresses Cilium hands to LoadBalancer services and announces: "+
+					"point the endpoint at a control plane's address or the VIP, or move the pool", u.Hostname(), rk, r.Start, r.Stop)
+			}
+			if c.VIP != nil && inPool(c.VIP.Address) {
+				p.add(Namespace+":cluster.vip.address", "%s is inside %s (%s-%s), whose addresses Cilium hands to LoadBalancer services: choose an address outside the pool",
+					c.VIP.Address, rk, r.Start, r.Stop)
+			}
 		}
 	}
 }
 
 func (r *Rollout) validate(key string, p *Problems) (warnings []string) {
+	if r.MaxUnavailable != nil && *r.MaxUnavailable < 1 {
+		p.add(key+".maxUnavailable", "%d: at least one worker must go at a time; set 1 (the default) or more", *r.MaxUnavailable)
+	}
 	r.UpgradeTimeout = defaulted(r.UpgradeTimeout, DefaultNodeDowntime)
 	r.RebootTimeout = defaulted(r.RebootTimeout, DefaultNodeDowntime)
 	for k, v := range map[string]string{"upgradeTimeout": r.UpgradeTimeout, "rebootTimeout": r.RebootTimeout} {
@@ -388,13 +588,68 @@ func (o *OnePassword) validate(key string, c Cluster, p *Problems) {
 	o.Vault = defaulted(o.Vault, DefaultVault)
 	o.ConnectItem = defaulted(o.ConnectItem, DefaultConnectItem)
 	o.BackupItem = defaulted(o.BackupItem, "talos-"+c.Name)
+	o.BackupVault = defaulted(o.BackupVault, o.Vault+"-identity")
+	if o.BackupVault == o.Vault {
+		p.add(key+".backupVault", "%q is the vault the cluster's Connect server reads, and the backup holds the cluster's root keys: "+
+			"name a vault that only the provider's account can read (default %s-identity)", o.BackupVault, o.Vault)
+	}
+	for i, ns := range o.WatchNamespaces {
+		if !labelRe.MatchString(ns) {
+			p.add(fmt.Sprintf("%s.watchNamespaces[%d]", key, i), "%q is not a namespace name (lowercase letters, digits and '-')", ns)
+		}
+	}
 	o.ConnectChart.Version = defaulted(o.ConnectChart.Version, DefaultConnectChartVersion)
 	checkChart(p, key+".connectChart.version", o.ConnectChart.Version, DefaultConnectChartVersion)
-	for k, v := range map[string]string{"vault": o.Vault, "connectItem": o.ConnectItem, "backupItem": o.BackupItem} {
+	for k, v := range map[string]string{"vault": o.Vault, "connectItem": o.ConnectItem, "backupItem": o.BackupItem, "backupVault": o.BackupVault} {
 		if strings.TrimSpace(v) != v || strings.Contains(v, "/") {
 			p.add(key+"."+k, "%q has leading or trailing spaces or a '/'; use the vault or item title as 1Password shows it", v)
 		}
 	}
+}
+
+var (
+	ageRecipientRe = regexp.MustCompile(`^age1[02-9ac-hj-np-z]{58}$`)
+	bucketRe       = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+)
+
+func (b *Backup) validate(key string, p *Problems) {
+	if b.Keep == 0 {
+		b.Keep = DefaultSnapshotsKept
+	}
+	b.Item = defaulted(b.Item, DefaultBackupItem)
+	if b.Keep < 1 {
+		p.add(key+".keep", "%d: keep at least the newest snapshot; set 1 or more (default %d)", b.Keep, DefaultSnapshotsKept)
+	}
+	if b.S3 == nil {
+		if len(b.Recipients) > 0 {
+			p.add(key+".s3", "required with recipients: set the bucket the snapshots go to, {endpoint: https://..., bucket: ...}")
+		}
+		return
+	}
+	u, err := url.Parse(b.S3.Endpoint)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || (u.Path != "" && u.Path != "/"):
+		p.add(key+".s3.endpoint", "%q is not a server URL; write it like https://s3.lan:9000", b.S3.Endpoint)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		p.add(key+".s3.endpoint", "%q sends the snapshots and the bucket's key in clear over the network; use https://", b.S3.Endpoint)
+	}
+	if !bucketRe.MatchString(b.S3.Bucket) {
+		p.add(key+".s3.bucket", "%q is not a bucket name (3 to 63 lowercase letters, digits, '.' and '-')", b.S3.Bucket)
+	}
+	b.S3.Region = defaulted(b.S3.Region, "us-east-1")
+	if len(b.Recipients) == 0 {
+		p.add(key+".recipients", "required: the age public keys (age1...) the snapshots are encrypted to; make one with age-keygen and keep its identity out of the repository")
+	}
+	for i, r := range b.Recipients {
+		if !ageRecipientRe.MatchString(r) {
+			p.add(fmt.Sprintf("%s.recipients[%d]", key, i), "%q is not an age public key (age1 followed by 58 characters, as age-keygen -y prints it)", r)
+		}
+	}
+}
+
+func loopback(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return host == "localhost" || (err == nil && a.IsLoopback())
 }
 
 func (a *ArgoCD) validate(key string, p *Problems) {
@@ -565,12 +820,35 @@ func (p *Problems) add(key, format string, args ...any) {
 	*p = append(*p, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
 }
 
+// typoKey marks, among the problems, a key that an unknown key was probably meant to be: a rule
+// that finds that key missing says nothing more (the typo's own problem already names it).
+const typoKey = "(typo for)"
+
+func (p *Problems) typo(key string) { *p = append(*p, Problem{Key: key, Message: typoKey}) }
+
+// typoFor reports whether an unknown key was probably meant to be key.
+func (p Problems) typoFor(key string) bool {
+	for _, x := range p {
+		if x.Key == key && x.Message == typoKey {
+			return true
+		}
+	}
+	return false
+}
+
 // Err returns nil when there is no problem, or an *Error listing all of them.
 func (p Problems) Err() error {
-	if len(p) == 0 {
+	var real Problems
+	for _, x := range p {
+		if x.Message == typoKey || (strings.HasPrefix(x.Message, "required") && p.typoFor(x.Key)) {
+			continue // a typo's knock-on: the unknown key's own problem names the fix
+		}
+		real = append(real, x)
+	}
+	if len(real) == 0 {
 		return nil
 	}
-	return &Error{Problems: p}
+	return &Error{Problems: real}
 }
 
 // Error reports every problem of a stack configuration at once.

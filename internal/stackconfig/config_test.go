@@ -74,8 +74,21 @@ func TestInvalidConfigNamesKeyAndFix(t *testing.T) {
 	}{
 		{"unknown key is an error with a suggestion", func(c map[string]any) { node(c, 1)["instalDisk"] = "/dev/sda" },
 			`homelab:cluster.nodes[1].instalDisk: unknown key; did you mean installDisk?`},
-		{"unknown top-level key", func(c map[string]any) { c["vip"] = "192.168.0.100" },
-			`homelab:cluster.vip: unknown key; known keys: adopt, contract, endpoint, installDisk, kubernetesVersion, name, nodes, resetOnDestroy, secureBoot, talosVersion`},
+		{"unknown top-level key", func(c map[string]any) { c["kubespan"] = true },
+			`homelab:cluster.kubespan: unknown key; known keys: adopt, contract, endpoint, endpointLoadBalancer, installDisk, kubernetesVersion, name, nodes, resetOnDestroy, secureBoot, talosVersion, vip`},
+		{"a VIP that is not an object", func(c map[string]any) { c["vip"] = "192.168.0.100" },
+			`homelab:cluster.vip: must be an object, not the string "192.168.0.100"`},
+		{"the endpoint on a worker", func(c map[string]any) {
+			c["nodes"] = append(c["nodes"].([]any), map[string]any{"name": "w1", "address": "192.168.0.131", "role": "worker"})
+			c["endpoint"] = "https://192.168.0.131:6443"
+		}, `homelab:cluster.endpoint: 192.168.0.131 is worker w1's address (nodes[3]), which serves no API server`},
+		{"the endpoint on no node", func(c map[string]any) { c["endpoint"] = "https://192.168.0.99:6443" },
+			`homelab:cluster.endpoint: no node and no VIP has the address 192.168.0.99`},
+		{"a VIP on a node's address", func(c map[string]any) {
+			c["vip"] = map[string]any{"address": "192.168.0.121", "interface": map[string]any{"driver": "igc"}}
+		}, `homelab:cluster.vip.address: 192.168.0.121 is node verdandi's address (nodes[1])`},
+		{"a VIP without its link", func(c map[string]any) { c["vip"] = map[string]any{"address": "192.168.0.119"} },
+			`homelab:cluster.vip.interface: required; pick the control planes' link with a device selector`},
 		{"missing name", func(c map[string]any) { delete(c, "name") },
 			`homelab:cluster.name: required; set the cluster name, a DNS label such as norns`},
 		{"missing endpoint", func(c map[string]any) { delete(c, "endpoint") },
@@ -267,6 +280,7 @@ func TestRollOrderPutsControlPlanesFirst(t *testing.T) {
 		map[string]any{"name": "cp2", "address": "10.0.0.2", "role": "controlplane"},
 		map[string]any{"name": "cp3", "address": "10.0.0.3", "role": "controlplane"},
 	}
+	c["endpoint"] = "https://10.0.0.1:6443"
 	cfg, _, err := load(t, c)
 	if err != nil {
 		t.Fatal(err)
@@ -344,5 +358,73 @@ func TestInvalidNetworkingNamesKeyAndFix(t *testing.T) {
 				t.Errorf("error %v; want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// One typo is one problem: the key it was meant to be is not reported missing as well, here or on
+// every node.
+func TestATypoIsOneProblem(t *testing.T) {
+	for typo, meant := range map[string]string{"instalDisk": "installDisk", "talosVerison": "talosVersion"} {
+		cluster := map[string]any{"name": "norns", "endpoint": "https://192.168.0.120:6443", "talosVersion": "v1.11.5",
+			"kubernetesVersion": "v1.34.1", "installDisk": "/dev/nvme0n1",
+			"nodes": []any{map[string]any{"name": "urd", "address": "192.168.0.120", "role": "controlplane"},
+				map[string]any{"name": "verdandi", "address": "192.168.0.121", "role": "controlplane"}}}
+		cluster[typo] = cluster[meant]
+		delete(cluster, meant)
+		text, _ := json.Marshal(cluster)
+		_, _, err := stackconfig.Load(func(key string) (string, bool) {
+			switch key {
+			case "cluster":
+				return string(text), true
+			case "argocd":
+				return `{"enabled": false}`, true
+			}
+			return "", false
+		})
+		var e *stackconfig.Error
+		if !errors.As(err, &e) || len(e.Problems) != 1 || !strings.Contains(e.Problems[0].Message, "did you mean "+meant) {
+			t.Errorf("%s: %v; want exactly one problem, suggesting %s", typo, err, meant)
+		}
+	}
+}
+
+// The endpoint may be a control plane's address, the VIP, a DNS name or a declared load balancer.
+func TestTheEndpointMayBeAControlPlaneTheVIPOrALoadBalancer(t *testing.T) {
+	for name, mutate := range map[string]func(c map[string]any){
+		"a control plane": func(c map[string]any) { c["endpoint"] = "https://192.168.0.122:6443" },
+		"the VIP": func(c map[string]any) {
+			c["vip"] = map[string]any{"address": "192.168.0.119", "interface": map[string]any{"driver": "igc"}}
+			c["endpoint"] = "https://192.168.0.119:6443"
+		},
+		"a DNS name":               func(c map[string]any) { c["endpoint"] = "https://k8s.norns.example:6443" },
+		"a declared load balancer": func(c map[string]any) { c["endpoint"] = "https://192.168.0.99:6443"; c["endpointLoadBalancer"] = true },
+	} {
+		c := norns()
+		mutate(c)
+		if _, _, err := load(t, c); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// homelab:backup is checked before anything runs: a bucket reached in clear over the network, a
+// recipient that is no age key and a bucket without recipients are refused, each by its key.
+func TestBackupSettingsAreChecked(t *testing.T) {
+	for value, key := range map[string]string{
+		`{"s3": {"endpoint": "http://s3.lan:9000", "bucket": "etcd"}, "recipients": ["age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"]}`: "homelab:backup.s3.endpoint",
+		`{"s3": {"endpoint": "https://s3.lan:9000", "bucket": "etcd"}, "recipients": ["ssh-ed25519 AAAA"]}`:                                              "homelab:backup.recipients[0]",
+		`{"s3": {"endpoint": "https://s3.lan:9000", "bucket": "etcd"}}`:                                                                                  "homelab:backup.recipients",
+		`{"s3": {"endpoint": "https://s3.lan:9000", "bucket": "Etcd_Snapshots"}, "recipients": []}`:                                                      "homelab:backup.s3.bucket",
+	} {
+		if _, err := loadKey(t, "backup", value); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: err = %v; want it to name %s", value, err, key)
+		}
+	}
+	cfg, err := loadKey(t, "backup", `{"s3": {"endpoint": "http://127.0.0.1:7070", "bucket": "etcd"}, "recipients": ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]}`)
+	if err != nil {
+		t.Fatalf("a loopback bucket and a real recipient: %v", err)
+	}
+	if cfg.Backup.Keep != stackconfig.DefaultSnapshotsKept || cfg.Backup.Item != stackconfig.DefaultBackupItem || cfg.Backup.S3.Region != "us-east-1" {
+		t.Errorf("defaults: %+v", cfg.Backup)
 	}
 }

@@ -39,7 +39,14 @@ func decodeValue(path string, raw any, v reflect.Value, p *Problems) {
 		for _, k := range keys {
 			idx, known := fields[k]
 			if !known {
-				p.add(path+"."+k, "unknown key%s", suggest(k, fields))
+				names := make([]string, 0, len(fields))
+				for f := range fields {
+					names = append(names, f)
+				}
+				p.add(path+"."+k, "unknown key%s", Suggest(k, names))
+				if best := closest(k, names); best != "" {
+					p.typo(path + "." + best)
+				}
 				continue
 			}
 			decodeValue(path+"."+k, obj[k], v.Field(idx), p)
@@ -57,8 +64,11 @@ func decodeValue(path string, raw any, v reflect.Value, p *Problems) {
 		v.Set(out)
 	case reflect.Pointer:
 		elem := reflect.New(v.Type().Elem())
+		before := len(*p)
 		decodeValue(path, raw, elem.Elem(), p)
-		v.Set(elem)
+		if len(*p) == before {
+			v.Set(elem) // a value that did not decode stays unset: its own problem is enough
+		}
 	case reflect.String:
 		s, ok := raw.(string)
 		if !ok {
@@ -113,23 +123,26 @@ func describe(raw any) string {
 	return fmt.Sprintf("%v", raw)
 }
 
-// suggest names the known key closest to an unknown one, for typos such as instalDisk.
-func suggest(key string, fields map[string]int) string {
+// closest is the known key nearest to an unknown one, for typos such as instalDisk; "" when none is
+// near.
+func closest(key string, known []string) string {
 	best, bestDist := "", 3
-	for k := range fields {
+	for _, k := range known {
 		if d := distance(strings.ToLower(key), strings.ToLower(k)); d < bestDist || (d == bestDist && k < best) {
 			best, bestDist = k, d
 		}
 	}
-	known := make([]string, 0, len(fields))
-	for k := range fields {
-		known = append(known, k)
-	}
-	sort.Strings(known)
-	if best != "" {
+	return best
+}
+
+// Suggest is the tail of an unknown key's message: "; did you mean <key>?", or the known keys.
+func Suggest(key string, known []string) string {
+	if best := closest(key, known); best != "" {
 		return fmt.Sprintf("; did you mean %s?", best)
 	}
-	return fmt.Sprintf("; known keys: %s", strings.Join(known, ", "))
+	sorted := append([]string(nil), known...)
+	sort.Strings(sorted)
+	return fmt.Sprintf("; known keys: %s", strings.Join(sorted, ", "))
 }
 
 // distance is the Levenshtein edit distance.

@@ -73,7 +73,12 @@ func Load(dir, stack string) (*Stack, error) {
 		name := key.Name()
 		decl, declared := proj.Config[name]
 		if !declared {
-			problems = append(problems, fmt.Sprintf("%s: %s is not declared in Pulumi.yaml's config block; remove it or declare it", filepath.Base(file), key))
+			declaredKeys := make([]string, 0, len(proj.Config))
+			for k := range proj.Config {
+				declaredKeys = append(declaredKeys, k)
+			}
+			problems = append(problems, fmt.Sprintf("%s: %s is not declared in Pulumi.yaml's config block%s; remove it or declare it",
+				filepath.Base(file), key, stackconfig.Suggest(name, declaredKeys)))
 			continue
 		}
 		if v.Secure() {

@@ -290,7 +290,7 @@ func (d *Data) NodePatches(c stackconfig.Cluster, n stackconfig.Node, phase Phas
 	if phase == Final && d.Handover != nil {
 		out = append(out, *d.Handover)
 	}
-	return append(out, nodePatch(n, d.InstallerImage(c), c.MultidocConfig()))
+	return append(out, nodePatch(c, n, d.InstallerImage(c)))
 }
 
 // nodePatch sets the node's install disk and installer image, and its hostname: in
@@ -298,13 +298,28 @@ func (d *Data) NodePatches(c stackconfig.Cluster, n stackconfig.Node, phase Phas
 // HostnameConfig document (auto: stable) and refuses a hostname in both places ("static hostname
 // is already set in v1alpha1 config": pkg/machinery/config/types/network/hostname.go:151-161 at
 // v1.12.6), in that document, with auto off, as Talos's own static-hostname patch does
-// (generate/stdpatches/stdpatches.go:24-40 at v1.12.6).
-func nodePatch(n stackconfig.Node, image string, multidoc bool) Patch {
+// (generate/stdpatches/stdpatches.go:24-40 at v1.12.6). On a control plane of a cluster with a VIP
+// it adds the VIP on the selected link (machine.network.interfaces[].vip, which Talos 1.12 and
+// 1.13 still take next to their Layer2VIPConfig document) and to the certificates of the Talos API
+// (machine.certSANs) and of the API server (cluster.apiServer.certSANs), so clients may use the
+// VIP before the endpoint names it.
+func nodePatch(c stackconfig.Cluster, n stackconfig.Node, image string) Patch {
+	multidoc := c.MultidocConfig()
 	machine := map[string]any{"install": map[string]any{"disk": n.InstallDisk, "image": image}}
+	network := map[string]any{}
 	if !multidoc {
-		machine["network"] = map[string]any{"hostname": n.Name}
+		network["hostname"] = n.Name
 	}
-	b, err := yaml.Marshal(map[string]any{"machine": machine})
+	doc := map[string]any{"machine": machine}
+	if v := c.VIP; v != nil && n.Role == stackconfig.RoleControlPlane {
+		network["interfaces"] = []any{map[string]any{"deviceSelector": v.Interface.Map(), "dhcp": v.DHCPOn(), "vip": map[string]any{"ip": v.Address}}}
+		machine["certSANs"] = []any{v.Address}
+		doc["cluster"] = map[string]any{"apiServer": map[string]any{"certSANs": []any{v.Address}}}
+	}
+	if len(network) > 0 {
+		machine["network"] = network
+	}
+	b, err := yaml.Marshal(doc)
 	if err != nil {
 		panic(err) // a map of strings always marshals
 	}

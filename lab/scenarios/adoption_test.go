@@ -125,9 +125,8 @@ func (l *lab) backupInVault(rc *runningCluster) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	vault := fixture.Vault()
-	vault["talos-norns"] = map[string]string{"secrets.yaml": string(text)}
-	writeVault(l.t, l.w.state, map[string]map[string]map[string]string{"kubernetes": vault})
+	writeVault(l.t, l.w.state, map[string]map[string]map[string]string{"kubernetes": fixture.Vault(),
+		identityVault: {"talos-norns": {"secrets.yaml": string(text)}}})
 }
 
 // TestLabAdoptionOfRunningNorns takes over norns as talosctl built it: its identity in the vault's

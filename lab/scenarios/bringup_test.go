@@ -2,8 +2,10 @@ package scenarios
 
 import (
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -138,9 +140,21 @@ func TestLabNewClusterAndItsLife(t *testing.T) {
 		if err != nil {
 			t.Fatalf("pulumi stack export: %v\n%s", err, stderr)
 		}
-		for _, secret := range append(bundleSecrets(t, l.w), fixture.ConnectToken, "fixture-credentials", fixture.ServiceAccount, "fixture-server-key") {
-			if strings.Contains(text, secret) {
-				t.Errorf("the plain stack export contains a secret value (%.12s...)", secret)
+		// Every secret the run handled, in clear and base64: the cluster identity, the admin
+		// client keys of the talosconfig and the kubeconfig, the vault's values (the Connect
+		// credentials and token reach Secret data base64-encoded), the provider token.
+		values := append(bundleSecrets(t, l.w), l.clientKeys(t)...)
+		for _, fields := range fixture.Vault() {
+			for _, v := range fields {
+				values = append(values, v)
+			}
+		}
+		values = append(values, fixture.ServiceAccount)
+		for _, secret := range values {
+			for _, form := range []string{secret, base64.StdEncoding.EncodeToString([]byte(secret))} {
+				if len(form) >= 8 && strings.Contains(text, form) {
+					t.Errorf("the plain stack export contains a secret value (%.12s...)", form)
+				}
 			}
 		}
 		if !strings.Contains(text, "ciphertext") {
@@ -225,6 +239,30 @@ func bundleSecrets(t *testing.T, w *world) []string {
 				out = append(out, c.Key[40:80])
 			}
 		}
+	}
+	return out
+}
+
+// clientKeys are the admin client keys of the stack's talosconfig and kubeconfig outputs: the
+// base64 of each key's PEM as the file holds it, and a stretch of the PEM's own body.
+func (l *lab) clientKeys(t *testing.T) []string {
+	t.Helper()
+	outputs, err := l.stack.Outputs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, key := range []string{"talosconfig", "kubeconfig"} {
+		text, _ := outputs[key].Value.(string)
+		for _, m := range regexp.MustCompile(`(?m)^\s*(?:key|client-key-data):\s*(\S+)$`).FindAllStringSubmatch(text, -1) {
+			out = append(out, m[1])
+			if pem, err := base64.StdEncoding.DecodeString(m[1]); err == nil && len(pem) > 80 {
+				out = append(out, string(pem[40:80])) // past the header every key shares
+			}
+		}
+	}
+	if len(out) < 4 {
+		t.Fatalf("found %d client keys in the talosconfig and kubeconfig outputs, want both files' keys", len(out))
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package scenarios
 import (
 	"io/fs"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +60,7 @@ func TestLabCatchesHealthAskedOfAWorker(t *testing.T) {
 	c := fixture.FiveNodes(t)
 	l := newLab(t, freshNodes(c), c)
 	gate := variant(t, "talos/gate.sh", `--endpoints "$HEALTH_ENDPOINT" --nodes "$HEALTH_ENDPOINT"`, `--endpoints "$NODE_ADDRESS" --nodes "$NODE_ADDRESS"`)
-	gate = strings.Replace(gate, "set -eu\n", "set -eu\nTIMEOUT=20s\n", 1)
+	gate = "TIMEOUT=20s\n" + gate // after the preamble, before the gate's own work
 	l.setData(fixture.SrcWith(t, map[string]string{"talos/gate.sh": gate}))
 	s := l.up()
 	l.figures("bring-up, health asked of a worker", s)
@@ -106,9 +105,8 @@ func TestLabFiveNodeHandover(t *testing.T) {
 // realCLIChecks are invocations the old stand-ins accepted and the real binaries refuse.
 func realCLIChecks(t *testing.T, l *lab) {
 	t.Helper()
-	bin := filepath.Join(labDir(t), "bin")
 	talosctl := func(args ...string) (string, error) {
-		out, err := exec.Command(filepath.Join(bin, "talosctl"), args...).CombinedOutput()
+		out, err := exec.Command(l.talosctlPath(), args...).CombinedOutput()
 		return string(out), err
 	}
 	for _, c := range []struct {

@@ -38,6 +38,7 @@ import (
 	"homelab/internal/cluster"
 	"homelab/internal/fixture"
 	_ "homelab/internal/golden" // registers -update for go test ./...
+	"homelab/internal/stackconfig"
 	"homelab/src"
 )
 
@@ -57,7 +58,14 @@ const labScale = 30
 var labAddr = map[string]string{
 	"urd": "127.0.10.120", "verdandi": "127.0.10.121", "skuld": "127.0.10.122",
 	"w1": "127.0.10.131", "w2": "127.0.10.132", "mimir": "127.0.10.133",
+	"w3": "127.0.10.134", "w4": "127.0.10.135", "w5": "127.0.10.136", "w6": "127.0.10.137",
 }
+
+// identityVault is the vault of the identity backup (the default homelab:onepassword.backupVault).
+const identityVault = "kubernetes-identity"
+
+// labVIP stands for a stack's VIP (homelab:cluster.vip.address) in the lab.
+const labVIP = "127.0.10.119"
 
 func labNameOf(addr string) string {
 	for n, a := range labAddr {
@@ -66,6 +74,34 @@ func labNameOf(addr string) string {
 		}
 	}
 	return addr
+}
+
+// basePath is the PATH the tests started with.
+var basePath string
+
+// labRollout is a homelab:rollout value in lab time: the budgets the operator writes for
+// hardware, compressed as the lab compresses the hardware (a 30-minute budget is 60 s), so a
+// budget that a hardware node would exceed is exceeded in the lab too. talosctl and kubectl take
+// their timeouts in real time.
+func labRollout(r map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range []string{"upgradeTimeout", "rebootTimeout"} {
+		v, ok := r[k].(string)
+		if !ok {
+			v = stackconfig.DefaultNodeDowntime
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			panic(fmt.Sprintf("rollout %s: %v", k, err))
+		}
+		out[k] = (d / labScale).String()
+	}
+	for k, v := range r {
+		if _, done := out[k]; !done {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // labBuilt reports whether LAB_DIR holds a lab that lab/build finished.
@@ -82,6 +118,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("lab not built: the scenarios skip; run them with lab/build && LAB_DIR=$PWD/.lab go test -count=1 -timeout 80m -v ./lab/scenarios (or mise run lab)")
 		os.Exit(0)
 	}
+	// The program runs in this process (an inline program) and looks for talosctl and kubectl on
+	// its PATH, as it would in the process the Pulumi CLI starts: the lab's come first (useTalosctl).
+	basePath = os.Getenv("PATH")
 	os.Exit(m.Run())
 }
 
@@ -104,7 +143,8 @@ type world struct {
 func startWorld(t *testing.T, dir, state string) *world {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(dir, "bin", "labworld"))
-	cmd.Env = append(os.Environ(), "LAB_STATE="+state, "LAB_BIN="+filepath.Join(dir, "bin"), fmt.Sprintf("LAB_TIME_SCALE=%d", labScale))
+	cmd.Env = append(os.Environ(), "LAB_STATE="+state, "LAB_BIN="+filepath.Join(dir, "bin"),
+		"LAB_TALOSCTL="+filepath.Join(dir, "talosctl"), fmt.Sprintf("LAB_TIME_SCALE=%d", labScale))
 	logf, err := os.Create(filepath.Join(state, "world.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +202,9 @@ type worldState struct {
 		Address string `json:"address"`
 	} `json:"etcdMembers"`
 	Kubeconfig string `json:"kubeconfig"`
+	// VIPs maps each shared VIP to the address of its holder ("" for none).
+	VIPs          map[string]string `json:"vips"`
+	APIServerSANs []string          `json:"apiServerSANs"`
 }
 
 type worldNode struct {
@@ -172,6 +215,7 @@ type worldNode struct {
 		Ref, Version, Schematic string
 		SecureBoot              bool
 	} `json:"image"`
+	Release        string   `json:"release"`
 	KernelArgs     []string `json:"kernelArgs"`
 	BootID         string   `json:"bootID"`
 	Etcd           bool     `json:"etcd"`
@@ -283,8 +327,14 @@ type lab struct {
 	data  fs.FS
 	// cluster is the stack's homelab:cluster value.
 	cluster map[string]any
+	// rollout is the stack's homelab:rollout value, as the operator writes it (hardware time).
+	rollout map[string]any
 	// newStack (re)creates the stack, empty or as it is.
 	newStack func()
+	// talosctlRelease is the release (vX.Y) of the talosctl on the program's PATH.
+	talosctlRelease string
+	// runnerTemp is the scripts' $RUNNER_TEMP.
+	runnerTemp string
 }
 
 // labNode is a machine of a lab world.
@@ -295,6 +345,8 @@ type labNode struct {
 	etcd   bool
 	// firmware is "bios" or "" (UEFI): GRUB or systemd-boot.
 	firmware string
+	// firmwareSeconds is how long its firmware takes to reach the boot loader at each boot.
+	firmwareSeconds int
 }
 
 // newLab starts a world with machines in maintenance mode (or running, with config) and a stack
@@ -313,11 +365,12 @@ func newLab(t *testing.T, machines []labNode, c map[string]any) *lab {
 			t.Fatal(err)
 		}
 	}
-	writeVault(t, state, map[string]map[string]map[string]string{"kubernetes": fixture.Vault()})
-	l := &lab{t: t, work: work, data: src.FS}
+	writeVault(t, state, map[string]map[string]map[string]string{"kubernetes": fixture.Vault(), identityVault: {}})
+	l := &lab{t: t, work: work, data: src.FS, runnerTemp: filepath.Join(dir, "runner-temp")}
 	l.w = startWorld(t, dir, state)
 	for _, m := range machines {
-		l.w.post("/nodes", map[string]any{"address": labAddr[m.name], "config": m.config, "etcd": m.etcd, "firmware": m.firmware})
+		l.w.post("/nodes", map[string]any{"address": labAddr[m.name], "config": m.config, "etcd": m.etcd, "firmware": m.firmware,
+			"firmwareSeconds": m.firmwareSeconds})
 	}
 	// The operator powers the machines on and waits for them to boot (into maintenance mode, or
 	// into the Talos they run) before the first run: a machine still booting does not answer.
@@ -333,7 +386,11 @@ func newLab(t *testing.T, machines []labNode, c map[string]any) *lab {
 		"PULUMI_CONFIG_PASSPHRASE":      "lab",
 		"LAB_STATE":                     state,
 		"LAB_TIME_SCALE":                strconv.Itoa(labScale),
-		"PATH":                          filepath.Join(dir, "bin") + string(os.PathListSeparator) + os.Getenv("PATH"),
+		// As in a GitHub Actions job: the scripts keep their key material under it.
+		"RUNNER_TEMP": filepath.Join(dir, "runner-temp"),
+	}
+	if err := os.MkdirAll(env["RUNNER_TEMP"], 0o700); err != nil {
+		t.Fatal(err)
 	}
 	for k, v := range env {
 		l.env = append(l.env, k+"="+v)
@@ -361,6 +418,35 @@ func newLab(t *testing.T, machines []labNode, c map[string]any) *lab {
 	l.newStack()
 	l.configure(c)
 	return l
+}
+
+// talosctlPath is the talosctl the stack's operator runs: the lab's of the stack's release.
+func (l *lab) talosctlPath() string {
+	return filepath.Join(labDir(l.t), "talosctl", l.talosctlRelease, "talosctl")
+}
+
+// useTalosctl puts the lab's talosctl of the stack's Talos release on the PATH the program and
+// its scripts run with, as an operator installs the release .mise.toml pins: the program needs
+// the talosctl of its nodes' release (lifecycle.NeedTools).
+func (l *lab) useTalosctl(talosVersion string) {
+	l.t.Helper()
+	parts := strings.SplitN(talosVersion, ".", 3)
+	minor := parts[0] + "." + parts[1]
+	if minor == l.talosctlRelease {
+		return
+	}
+	dir := labDir(l.t)
+	bin := filepath.Join(dir, "talosctl", minor)
+	if _, err := os.Stat(filepath.Join(bin, "talosctl")); err != nil {
+		l.t.Fatalf("the lab has no talosctl %s (lab/build builds one per release the program supports): %v", minor, err)
+	}
+	path := strings.Join([]string{bin, filepath.Join(dir, "bin"), basePath}, string(os.PathListSeparator))
+	// The inline program runs in this process; its scripts run from the CLI's environment.
+	if err := os.Setenv("PATH", path); err != nil {
+		l.t.Fatal(err)
+	}
+	l.stack.Workspace().SetEnvVar("PATH", path)
+	l.talosctlRelease = minor
 }
 
 // loseState deletes the stack's state, the cluster left running (pulumi stack rm --force), and
@@ -444,12 +530,24 @@ func labCluster(t *testing.T, c map[string]any) map[string]any {
 	}
 	out["nodes"] = nodes
 	out["endpoint"] = "https://" + labAddr["urd"] + ":6443"
+	if v, ok := c["vip"].(map[string]any); ok {
+		vip := map[string]any{}
+		for k, x := range v {
+			vip[k] = x
+		}
+		if ep, _ := c["endpoint"].(string); strings.Contains(ep, "://"+v["address"].(string)+":") {
+			out["endpoint"] = "https://" + labVIP + ":6443"
+		}
+		vip["address"] = labVIP
+		out["vip"] = vip
+	}
 	return out
 }
 
 func (l *lab) configure(cluster map[string]any) {
 	l.t.Helper()
 	l.cluster = labCluster(l.t, cluster)
+	l.useTalosctl(l.cluster["talosVersion"].(string))
 	text, err := json.Marshal(l.cluster)
 	if err != nil {
 		l.t.Fatal(err)
@@ -458,8 +556,13 @@ func (l *lab) configure(cluster map[string]any) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	rollout, err := json.Marshal(labRollout(l.rollout))
+	if err != nil {
+		l.t.Fatal(err)
+	}
 	err = l.stack.SetAllConfig(context.Background(), auto.ConfigMap{
 		"homelab:cluster":                 {Value: string(text)},
+		"homelab:rollout":                 {Value: string(rollout)},
 		"homelab:networking":              {Value: string(netText)},
 		"homelab:argocd":                  {Value: `{"repoURL": "https://github.com/norns-homelab/homelab.git"}`},
 		"onepassword:serviceAccountToken": {Value: fixture.ServiceAccount, Secret: true},
@@ -694,8 +797,12 @@ func (l *lab) figures(name string, s step) {
 			cps[m["name"].(string)] = true
 		}
 	}
-	l.t.Logf("FIGURES %s: reboots/upgrades/config changes per node [%s], max control planes down at once %d, lab %.1fs, hardware ≈ %s",
-		name, strings.Join(per, " "), maxConcurrent(downtimes(s.events), cps), s.wall.Seconds(), realTime(s).Round(time.Second))
+	workers := map[string]bool{}
+	for _, n := range l.nodeNames() {
+		workers[n] = !cps[n]
+	}
+	l.t.Logf("FIGURES %s: reboots/upgrades/config changes per node [%s], max control planes down at once %d, max workers down at once %d, lab %.1fs, hardware ≈ %s",
+		name, strings.Join(per, " "), maxConcurrent(downtimes(s.events), cps), maxConcurrent(downtimes(s.events), workers), s.wall.Seconds(), realTime(s).Round(time.Second))
 }
 
 func (l *lab) nodeNames() []string {

@@ -56,10 +56,10 @@ func (l *lab) settleBackup() {
 	}
 }
 
-// backupItems counts the vault's items titled talos-norns.
+// backupItems counts the identity vault's items titled talos-norns.
 func backupItems(t *testing.T, l *lab) int {
 	n := 0
-	for _, it := range readVaultItems(t, l.w.state)["kubernetes"] {
+	for _, it := range readVaultItems(t, l.w.state)[identityVault] {
 		if it.Title == "talos-norns" {
 			n++
 		}
@@ -148,6 +148,17 @@ func TestLabTalosAndKubernetesUpgrades(t *testing.T) {
 	t.Run("Kubernetes v1.34.1 to v1.34.2", func(t *testing.T) {
 		c["kubernetesVersion"] = "v1.34.2"
 		l.configure(c)
+		// upgrade-k8s first pulls the new images on every node (talos_managed.go:168-214 at
+		// v1.11.5): a node that cannot reach its registry stops it before anything changes.
+		l.w.post("/nodes/"+labAddr["verdandi"]+"/registry-down", nil)
+		refused := l.up()
+		l.w.post("/nodes/"+labAddr["verdandi"]+"/registry-up", nil)
+		if refused.err == nil || !strings.Contains(refused.output, "failed pre-pulling images") {
+			t.Errorf("upgrade-k8s went on with a node that cannot pull: %v\n%s", refused.err, tail(refused.output))
+		}
+		if out, _ := l.w.kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-apiserver", "-o", "jsonpath={.items[*].spec.containers[0].image}"); strings.Contains(out, "v1.34.2") {
+			t.Errorf("an API server moved to v1.34.2 although a node could not pull: %s", out)
+		}
 		s := l.mustUp()
 		l.figures("Kubernetes upgrade", s)
 		if r := count(s.events, "reboot"); len(r) != 0 {
@@ -295,7 +306,7 @@ func TestLabAdoptionWithoutTheIdentityStops(t *testing.T) {
 	l.startAdopted()
 	s := l.up()
 	l.figures("adoption without the identity", s)
-	if s.err == nil || !strings.Contains(s.output, `vault "kubernetes" has no item "talos-norns"`) || !strings.Contains(s.output, "never created") {
+	if s.err == nil || !strings.Contains(s.output, `vault "kubernetes-identity" has no item "talos-norns"`) || !strings.Contains(s.output, "never created") {
 		t.Fatalf("the run did not stop naming the backup item:\n%s", tail(s.output))
 	}
 	for name, op := range s.ops {

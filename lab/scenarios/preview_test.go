@@ -1,14 +1,17 @@
 package scenarios
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"homelab/internal/fixture"
 	"homelab/internal/prcomment"
+	"homelab/internal/stackconfig"
 	"homelab/src"
 )
 
@@ -30,7 +33,7 @@ func changedResources(s step) []string {
 // no secret value (the vault's, and the cluster identity's).
 func (l *lab) prComment(t *testing.T, scenario string, p step, secrets []string) string {
 	t.Helper()
-	text := prcomment.Build("norns", labStackCluster(t, l.cluster), prcomment.FromEvents(p.engine))
+	text := prcomment.Build("norns", labStackCluster(t, l.cluster), l.stackRollout(), prcomment.FromEvents(p.engine))
 	if dir := os.Getenv("LAB_ARTIFACTS"); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -181,4 +184,64 @@ func TestLabPreviewsAndPullRequestComments(t *testing.T) {
 			t.Errorf("the preview touched nodes: %v", touched)
 		}
 	})
+
+	t.Run("a changed secret previews without its value", func(t *testing.T) {
+		// The Connect token is rotated in the vault: the preview plans the Secret it feeds, and the
+		// comment names the change without the old value or the new.
+		const rotated = "rotated-connect-token-Wq9"
+		defer setVaultField(t, l.w.state, "kubernetes", "onepassword-connect", "token", rotated)()
+		p := l.preview()
+		if p.err != nil {
+			t.Fatalf("preview failed: %v\n%s", p.err, tail(p.output))
+		}
+		comment := l.prComment(t, "secret-change", p, append(slices.Clone(secrets), rotated))
+		if !strings.Contains(comment, "onepassword-onepassword-token") {
+			t.Errorf("the comment does not name the Secret the token feeds:\n%s", comment)
+		}
+	})
+}
+
+// stackRollout is the stack's homelab:rollout as the program reads it.
+func (l *lab) stackRollout() stackconfig.Rollout {
+	var r stackconfig.Rollout
+	if n, ok := l.rollout["maxUnavailable"].(int); ok {
+		r.MaxUnavailable = &n
+	}
+	return r
+}
+
+// setVaultField sets one field of a vault item in the lab's vault, as an operator edits it in
+// 1Password (the item keeps its ID); the returned func puts the old value back.
+func setVaultField(t *testing.T, state, vault, title, field, value string) func() {
+	t.Helper()
+	path := filepath.Join(state, "vault.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string][]map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	var old any
+	for _, it := range v[vault] {
+		if it["title"] == title {
+			fields := it["fields"].(map[string]any)
+			old, fields[field] = fields[field], value
+		}
+	}
+	if old == nil {
+		t.Fatalf("the lab's vault %s has no item %s with field %s", vault, title, field)
+	}
+	write := func(data map[string][]map[string]any) {
+		out, err := json.Marshal(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(v)
+	return func() { setVaultField(t, state, vault, title, field, old.(string)) }
 }
