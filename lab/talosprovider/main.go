@@ -5,17 +5,19 @@
 // over the real Talos machine API with Talos's own client, generates real secrets bundles and
 // machine configs with Talos machinery, and runs Talos's own health checks.
 //
-// Where it differs from the real plugin: it compiles Talos machinery v1.11.5 (the real one
-// compiles v1.12.0, TFT:go.mod:21-22), so generated configs are those of v1.11.5's generator for
-// the same contract; and every timeout it is given is compressed by $LAB_TIME_SCALE
-// (homelab/lab/sim/labtime), retries included, so a 10-minute retry loop blocks a scaled 10
+// It compiles the Talos module and machinery at v1.12.0, as the real plugin does (TFT:go.mod:21-22),
+// so configs are generated and patched, and the cluster's health checked, by the same code. Where
+// it differs from the real plugin: every timeout it is given is compressed by $LAB_TIME_SCALE
+// (homelab/lab/simkit/labtime), retries included, so a 10-minute retry loop blocks a scaled 10
 // minutes. The health check's timeout is the exception: Talos's checks poll in real time.
 package main
 
 import (
 	"context"
 	"crypto/tls"
+	stdx509 "crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -49,9 +51,9 @@ import (
 	"gopkg.in/yaml.v3"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"homelab/lab/sim/labevent"
-	"homelab/lab/sim/labtime"
-	"homelab/lab/sim/simprov"
+	"homelab/lab/simkit/labevent"
+	"homelab/lab/simkit/labtime"
+	"homelab/lab/simkit/simprov"
 )
 
 func main() {
@@ -64,10 +66,15 @@ func main() {
 					return key == "talosVersion" && semver.Compare(vPrefix(simprov.StrValue(new)), vPrefix(simprov.StrValue(old))) < 0
 				},
 				Create: createSecrets,
+				Plan:   renewsClientCertificate,
 				Update: func(r simprov.Request) (resource.PropertyMap, error) {
-					// Only talosVersion is written; the bundle is never regenerated (:382-500).
+					// Only talosVersion is written, and the admin client certificate renewed when it
+					// nears expiry; the bundle is never regenerated (:382-500).
 					out := r.Olds.Copy()
 					out["talosVersion"] = r.News["talosVersion"]
+					if len(renewsClientCertificate(r.Olds, r.News)) > 0 {
+						return renewClientCertificate(out)
+					}
 					return out, nil
 				},
 				Read: importSecrets,
@@ -77,7 +84,7 @@ func main() {
 				return out, err
 			}, Delete: resetOnDestroy},
 			"talos:machine/bootstrap:Bootstrap":   {Create: bootstrap},
-			"talos:cluster/kubeconfig:Kubeconfig": {Create: kubeconfig, Update: keepKubeconfig},
+			"talos:cluster/kubeconfig:Kubeconfig": {Create: kubeconfig, Update: keepKubeconfig, Plan: renewsKubeconfig},
 			"talos:imageFactory/schematic:Schematic": {Create: registerSchematic, Update: func(r simprov.Request) (resource.PropertyMap, error) {
 				_, out, err := registerSchematic(r)
 				return out, err
@@ -139,6 +146,57 @@ func createSecrets(r simprov.Request) (string, resource.PropertyMap, error) {
 	recordBundle(b)
 	logEvent("secrets", "", "generated a new cluster identity")
 	return "machine_secrets", out, nil
+}
+
+// expiresBefore reports whether a base64 PEM certificate expires before t.
+func expiresBefore(certB64 string, t time.Time) bool {
+	block, _ := pem.Decode(unb64(certB64))
+	if block == nil {
+		return false
+	}
+	cert, err := stdx509.ParseCertificate(block.Bytes)
+	return err == nil && cert.NotAfter.Before(t)
+}
+
+// renewsClientCertificate is the secrets resource's plan modifier: an admin client certificate
+// that expires within a month makes the plan renew the client configuration
+// (TFT:talos_machine_secrets_resource.go:313-380; the month at :368-369). "Now" is the lab's clock
+// (labtime.Now), as the provider's is its OverridableTimeFunc (:37-42).
+func renewsClientCertificate(olds, _ resource.PropertyMap) []string {
+	cc := obj(olds, "clientConfiguration")
+	if simprov.Str(cc, "caCertificate") == "" || !expiresBefore(simprov.Str(cc, "clientCertificate"), labtime.Now().AddDate(0, 1, 0)) {
+		return nil
+	}
+	return []string{"clientConfiguration"}
+}
+
+// renewClientCertificate issues a new admin client certificate from the bundle in the state, at
+// the real time and for Talos's default year, and writes only the client configuration
+// (TFT:talos_machine_secrets_resource.go:449-499, util.go:129-195).
+func renewClientCertificate(out resource.PropertyMap) (resource.PropertyMap, error) {
+	b := bundleOf(obj(out, "machineSecrets"))
+	b.Clock = secrets.NewFixedClock(time.Now())
+	model, err := secretsModel(b)
+	if err != nil {
+		return nil, err
+	}
+	out["clientConfiguration"] = model["clientConfiguration"]
+	logEvent("client-certificate-renewed", "", "")
+	return out, nil
+}
+
+// renewsKubeconfig is the kubeconfig resource's plan modifier: a Kubernetes client certificate
+// that expires within certificateRenewalDuration (default 720h) makes the plan fetch a new
+// kubeconfig (TFT:talos_cluster_kubeconfig_resource.go:299-455; the check at :442).
+func renewsKubeconfig(olds, _ resource.PropertyMap) []string {
+	d, err := time.ParseDuration(simprov.Str(olds, "certificateRenewalDuration"))
+	if err != nil {
+		d = 720 * time.Hour
+	}
+	if !expiresBefore(simprov.Str(obj(olds, "kubernetesClientConfiguration"), "clientCertificate"), labtime.Now().Add(d)) {
+		return nil
+	}
+	return []string{"kubeconfigRaw", "kubernetesClientConfiguration"}
 }
 
 // recordBundle keeps every bundle the provider made or imported under $LAB_STATE/secrets, so the
@@ -482,9 +540,13 @@ func kubeconfig(r simprov.Request) (string, resource.PropertyMap, error) {
 
 // keepKubeconfig is Update: the plan (new inputs) is stored, and the kubeconfig and client
 // configuration keep their state values unless the client certificate is close to expiry
-// (TFT:talos_cluster_kubeconfig_resource.go:570-733, UseStateForUnknown at :116-149); the lab's
-// certificates live a year, so they are always kept.
+// (TFT:talos_cluster_kubeconfig_resource.go:570-733, UseStateForUnknown at :116-149).
 func keepKubeconfig(r simprov.Request) (resource.PropertyMap, error) {
+	if len(renewsKubeconfig(r.Olds, r.News)) > 0 {
+		// Near expiry: a new kubeconfig from the node, with the plan's client configuration (:652-727).
+		_, out, err := kubeconfig(simprov.Request{Name: r.Name, News: r.News})
+		return out, err
+	}
 	out := r.News.Copy()
 	for _, k := range []resource.PropertyKey{"kubeconfigRaw", "kubernetesClientConfiguration", "endpoint", "certificateRenewalDuration"} {
 		if v, ok := r.Olds[k]; ok {

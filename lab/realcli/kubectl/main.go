@@ -1,6 +1,6 @@
 // Command kubectl is upstream kubectl: k8s.io/kubectl's command tree, run the way
-// k8s.io/kubernetes cmd/kubectl/kubectl.go (v1.34.1) runs it. lab/build stamps the version with
-// -ldflags "-X k8s.io/component-base/version.gitVersion=v1.34.1".
+// k8s.io/kubernetes cmd/kubectl/kubectl.go (v1.35.8) runs it. lab/build stamps the version with
+// -ldflags "-X k8s.io/component-base/version.gitVersion=v1.35.8".
 package main
 
 import (

@@ -32,30 +32,37 @@ import (
 // (one-to-one for the "node" metadata key, one-to-many with reply metadata for "nodes"). A worker
 // has no client certificate for other nodes, so it forwards nothing.
 type apid struct {
-	n      *Node
-	local  proxy.Backend
-	remote func(target string) (proxy.Backend, error) // nil on workers
-	mu     sync.Mutex
-	conns  map[string]*apidBackend
+	n        *Node
+	streamed []*regexp.Regexp
+	local    proxy.Backend
+	remote   func(target string) (proxy.Backend, error) // nil on workers
+	mu       sync.Mutex
+	conns    map[string]*apidBackend
 }
 
-// streamed are the streaming methods apid registers with the proxy (internal/app/apid/main.go:128-147).
-var streamed = func() []*regexp.Regexp {
-	var out []*regexp.Regexp
-	for _, m := range []string{
+// streamedMethods are the streaming methods apid registers with the proxy
+// (internal/app/apid/main.go:128-147 at v1.11.5 and v1.12.6; internal/app/apid/service.go:83-103
+// at v1.13.9, which adds DebugContainer and the LifecycleService calls).
+func streamedMethods(r release) []*regexp.Regexp {
+	methods := []string{
 		"/machine.MachineService/Copy", "/machine.MachineService/DiskUsage", "/machine.MachineService/Dmesg",
 		"/machine.MachineService/EtcdSnapshot", "/machine.MachineService/Events", "/machine.MachineService/ImageList",
 		"/machine.MachineService/Kubeconfig", "/machine.MachineService/List", "/machine.MachineService/Logs",
 		"/machine.MachineService/PacketCapture", "/machine.MachineService/Read", "/os.OSService/Dmesg",
 		"/cluster.ClusterService/HealthCheck",
-	} {
+	}
+	if r.hasLifecycleAPI() {
+		methods = append(methods, "/machine.MachineService/DebugContainer", "/machine.LifecycleService/Install", "/machine.LifecycleService/Upgrade")
+	}
+	var out []*regexp.Regexp
+	for _, m := range methods {
 		out = append(out, regexp.MustCompile("^"+regexp.QuoteMeta(m)+"$"))
 	}
 	return append(out, regexp.MustCompile("Stream$"))
-}()
+}
 
-func newAPID(n *Node, machinedSocket string, clientCert *tls.Certificate, pool *x509.CertPool) *apid {
-	a := &apid{n: n, local: backend.NewLocal("machined", machinedSocket), conns: map[string]*apidBackend{}}
+func newAPID(n *Node, machinedSocket string, clientCert *tls.Certificate, pool *x509.CertPool, streamed []*regexp.Regexp) *apid {
+	a := &apid{n: n, streamed: streamed, local: backend.NewLocal("machined", machinedSocket), conns: map[string]*apidBackend{}}
 	if clientCert != nil {
 		a.remote = func(target string) (proxy.Backend, error) {
 			// Basic validation, as NewAPID does (internal/app/apid/pkg/backend/apid.go:53-63).
@@ -148,7 +155,7 @@ func (a *apid) director(ctx context.Context, method string) (proxy.Mode, []proxy
 }
 
 func (a *apid) streamedDetector(method string) bool {
-	return slices.ContainsFunc(streamed, func(re *regexp.Regexp) bool { return re.MatchString(method) })
+	return slices.ContainsFunc(a.streamed, func(re *regexp.Regexp) bool { return re.MatchString(method) })
 }
 
 // server builds apid's gRPC server: TLS credentials for the network listener, none for the socket.

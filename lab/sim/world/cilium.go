@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"homelab/lab/sim/charts"
-	"homelab/lab/sim/labevent"
+	"homelab/lab/simkit/labevent"
 )
 
 // The Cilium 1.18.3 features the cluster uses for LoadBalancer addresses, as far as the lab checks

@@ -26,11 +26,17 @@ func parseConfig(b []byte) (*machineConfig, error) {
 	return &machineConfig{bytes: b, p: p}, nil
 }
 
+// hostname is the node's static hostname: a HostnameConfig document's from contract v1.12, else
+// .machine.network.hostname (which the container falls back to: pkg/machinery/config/container/
+// container.go:300-313 at v1.13.9).
 func (c *machineConfig) hostname() string {
-	if c == nil || c.p.Machine() == nil || c.p.Machine().Network() == nil {
+	if c == nil {
 		return ""
 	}
-	return c.p.Machine().Network().Hostname()
+	if h := c.p.NetworkHostnameConfig(); h != nil {
+		return h.Hostname()
+	}
+	return ""
 }
 
 func (c *machineConfig) controlPlane() bool {

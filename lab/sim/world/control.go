@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -16,6 +17,10 @@ type State struct {
 	EtcdMembers  []EtcdMember `json:"etcdMembers"`
 	// Kubeconfig is an admin kubeconfig for the lab's Kubernetes API, once it runs.
 	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// VIPs maps each shared VIP to the address of the control plane holding it ("" for none).
+	VIPs map[string]string `json:"vips,omitempty"`
+	// APIServerSANs are the names the API server's serving certificate holds.
+	APIServerSANs []string `json:"apiServerSANs,omitempty"`
 }
 
 // EtcdMember is one etcd member.
@@ -35,9 +40,21 @@ func (w *World) Snapshot() State {
 	for _, m := range w.etcd {
 		s.EtcdMembers = append(s.EtcdMembers, EtcdMember{Name: m.name, Address: m.addr})
 	}
+	for a, st := range w.vips {
+		if s.VIPs == nil {
+			s.VIPs = map[string]string{}
+		}
+		s.VIPs[a] = ""
+		if st.holder != nil {
+			s.VIPs[a] = st.holder.Addr
+		}
+	}
 	k := w.kube
 	w.mu.Unlock()
 	if k != nil {
+		k.mu.Lock()
+		s.APIServerSANs = slices.Clone(k.sans)
+		k.mu.Unlock()
 		s.Kubeconfig = kubeconfigText("lab", fmt.Sprintf("https://127.0.0.1:%d", k.apiPort), k.ca.certPEM, k.admin.certPEM, k.admin.keyPEM)
 	}
 	return s
@@ -51,6 +68,8 @@ func (w *World) Snapshot() State {
 //	POST /nodes/<address>/unreachable    take a node off the network
 //	POST /nodes/<address>/reachable      put it back
 //	POST /nodes/<address>/power-on       power a machine on
+//	POST /nodes/<address>/registry-down  cut a node off its image registries
+//	POST /nodes/<address>/registry-up    give them back
 //	POST /charts                         install a chart's objects ({name, namespace, values})
 //	POST /shutdown                       stop everything
 func (w *World) Serve(socket string, shutdown func()) error {
@@ -91,6 +110,14 @@ func (w *World) Serve(socket string, shutdown func()) error {
 			n.setUnreachable(false)
 		case "power-on":
 			n.powerOn()
+		case "registry-down":
+			n.setRegistryDown(true)
+		case "registry-up":
+			n.setRegistryDown(false)
+		case "etcd-data-lost":
+			// The node's EPHEMERAL partition is gone (a failed disk): its etcd data with it. The
+			// node runs on, its etcd waiting to join a cluster with a quorum.
+			n.w.etcdDataLost(n)
 		default:
 			reply(rw, nil, fmt.Errorf("unknown action %s", r.PathValue("action")))
 			return

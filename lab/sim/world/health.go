@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cosi-project/runtime/pkg/safe"
 	"github.com/siderolabs/talos/pkg/cluster"
@@ -63,7 +64,63 @@ func (s *clusterServer) HealthCheck(in *clusterapi.HealthCheckRequest, srv clust
 	if err := srv.Send(&clusterapi.HealthCheckProgress{Message: fmt.Sprintf("discovered nodes: %q", ips)}); err != nil {
 		return err
 	}
-	return check.Wait(ctx, &state, append(check.DefaultClusterChecks(), check.ExtraClusterChecks()...), &healthReporter{srv: srv})
+	s.rt.n.mu.Lock()
+	rel := s.rt.n.release()
+	s.rt.n.mu.Unlock()
+	return check.Wait(ctx, &state, append(clusterChecks(rel), check.ExtraClusterChecks()...), &healthReporter{srv: srv})
+}
+
+// clusterChecks are the checks a node of release r runs. From 1.13 they skip the nodes' and
+// CoreDNS's readiness while the bootstrap CNI is none (a CNI the cluster installs itself), reading
+// BootstrapManifestsConfig (pkg/cluster/check/default.go at v1.13.0, commit 57599fb87); up to 1.12
+// they assert both (default.go:18-66 at v1.12.6, the same at v1.11.5), which this composes from the
+// check package's own assertions. Talos 1.12's conditions also had a timeout each; here the health
+// request's own timeout bounds them all.
+func clusterChecks(r release) []check.ClusterCheck {
+	if r.atLeast(1, 13) {
+		return check.DefaultClusterChecks()
+	}
+	present := func(kind, selector string) func(ctx context.Context, cluster check.ClusterInfo) error {
+		return func(ctx context.Context, cluster check.ClusterInfo) error {
+			var ok bool
+			var replicas int
+			var err error
+			if kind == "daemonset" {
+				ok, replicas, err = check.DaemonSetPresent(ctx, cluster, "kube-system", selector)
+			} else {
+				ok, replicas, err = check.DeploymentPresent(ctx, cluster, "kube-system", selector)
+			}
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return conditions.ErrSkipAssertion
+			}
+			return check.K8sPodReadyAssertion(ctx, cluster, replicas, "kube-system", selector)
+		}
+	}
+	return slices.Concat(check.PreBootSequenceChecks(), check.K8sComponentsReadinessChecks(), []check.ClusterCheck{
+		func(cluster check.ClusterInfo) conditions.Condition {
+			return conditions.PollingCondition("all k8s nodes to report ready", func(ctx context.Context) error {
+				return check.K8sAllNodesReadyAssertion(ctx, cluster)
+			}, 5*time.Second)
+		},
+		func(cluster check.ClusterInfo) conditions.Condition {
+			return conditions.PollingCondition("kube-proxy to report ready", func(ctx context.Context) error {
+				return present("daemonset", "k8s-app=kube-proxy")(ctx, cluster)
+			}, 5*time.Second)
+		},
+		func(cluster check.ClusterInfo) conditions.Condition {
+			return conditions.PollingCondition("coredns to report ready", func(ctx context.Context) error {
+				return present("deployment", "k8s-app=kube-dns")(ctx, cluster)
+			}, 5*time.Second)
+		},
+		func(cluster check.ClusterInfo) conditions.Condition {
+			return conditions.PollingCondition("all k8s nodes to report schedulable", func(ctx context.Context) error {
+				return check.K8sAllNodesSchedulableAssertion(ctx, cluster)
+			}, 5*time.Second)
+		},
+	})
 }
 
 // healthReporter sends each changed check line (v1alpha1_cluster.go:81-96).

@@ -33,7 +33,7 @@ func canApplyImmediate(running, next config.Provider) error {
 		live()
 	}
 	if !reflect.DeepEqual(cur, nw) { // :196
-		diff, err := configdiff.DiffToString(container.NewV1Alpha1(cur), container.NewV1Alpha1(nw))
+		diff, err := configdiff.DiffConfigs(container.NewV1Alpha1(cur), container.NewV1Alpha1(nw))
 		if err != nil {
 			return fmt.Errorf("error calculating diff: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/siderolabs/talos/pkg/machinery/constants"
@@ -21,7 +22,11 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 
-	"homelab/lab/sim/labevent"
+	"github.com/siderolabs/go-kubernetes/kubernetes/ssa"
+	"github.com/siderolabs/go-kubernetes/kubernetes/ssa/object"
+
+	"homelab/lab/simkit/labevent"
+	"homelab/lab/simkit/labtime"
 )
 
 // Marks the world puts on Kubernetes objects of a node that is down; the lab's KWOK stages turn
@@ -261,22 +266,35 @@ func waitGone(ctx context.Context, get func() error) error {
 	return fmt.Errorf("still present")
 }
 
-// applyManifests is Talos's bootstrap-manifest controller on a control plane: each object the
-// config renders is created if it is missing, never updated or deleted
-// (internal/app/machined/pkg/controllers/k8s/manifest_apply.go:266-278).
+// applyManifests is Talos's bootstrap-manifest controller on a control plane. Up to 1.12 each
+// object the config renders is created if it is missing, never updated or deleted
+// (internal/app/machined/pkg/controllers/k8s/manifest_apply.go:266-278 at v1.11.5). From 1.13 it
+// keeps an inventory (the ConfigMap kube-system/talos-bootstrap-manifests-inventory, read and
+// written with go-kubernetes's ssa.GetInventory): an object in it is left alone, one that exists
+// is added to it, and a missing one is server-side applied with the field manager "talos" and the
+// annotation config.k8s.io/owning-inventory, then added (manifest_apply.go:200-378 at v1.13.9).
 func (w *World) applyManifests(n *Node) {
 	k := w.kubeClient()
 	if k == nil {
 		return
 	}
 	n.mu.Lock()
-	cfg := n.active
+	cfg, rel := n.active, n.release()
 	n.mu.Unlock()
 	dyn, err := dynamic.NewForConfig(k.rest)
 	if err != nil {
 		return
 	}
 	ctx := context.Background()
+	var inv ssa.Inventory
+	var contents object.ObjMetadataSet
+	if rel.appliesManifestsWithSSA() {
+		if inv, err = ssa.GetInventory(ctx, k.client, "kube-system", bootstrapInventory); err != nil {
+			w.kubeErr("manifest inventory", n, err)
+			return
+		}
+		contents = inv.Get()
+	}
 	for _, set := range bootstrapManifests(cfg) {
 		for _, o := range set.objects {
 			u := &unstructured.Unstructured{Object: o}
@@ -284,15 +302,45 @@ func (w *World) applyManifests(n *Node) {
 			if err != nil {
 				continue
 			}
-			if _, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{}); err == nil {
+			id, _ := object.RuntimeToObjMeta(u)
+			if inv != nil && contents.Contains(id) {
 				continue
 			}
-			if _, err := ri.Create(ctx, u, metav1.CreateOptions{FieldManager: "talos"}); err == nil {
+			if _, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{}); err == nil {
+				if inv != nil {
+					contents = contents.Union(object.ObjMetadataSet{id})
+				}
+				continue
+			}
+			if inv == nil {
+				_, err = ri.Create(ctx, u, metav1.CreateOptions{FieldManager: "talos"})
+			} else {
+				u = u.DeepCopy()
+				annotations := u.GetAnnotations()
+				if annotations == nil {
+					annotations = map[string]string{}
+				}
+				annotations[ssa.InventoryAnnotationKey] = bootstrapInventory
+				u.SetAnnotations(annotations)
+				if _, err = ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "talos"}); err == nil {
+					contents = contents.Union(object.ObjMetadataSet{id})
+				}
+			}
+			if err == nil {
 				labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "manifest", Node: n.Addr, Detail: u.GetKind() + "/" + u.GetName()})
 			}
 		}
 	}
+	if inv != nil {
+		inv.Update(contents)
+		if err := inv.Write(ctx); err != nil {
+			w.kubeErr("manifest inventory", n, err)
+		}
+	}
 }
+
+// bootstrapInventory is Talos's inventory of its bootstrap manifests (constants.go:1128-1135 at v1.13.9).
+const bootstrapInventory = "talos-bootstrap-manifests-inventory"
 
 // resourceFor maps the kinds of the bootstrap manifests to their API resources.
 func resourceFor(dyn dynamic.Interface, u *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
@@ -315,40 +363,113 @@ func resourceFor(dyn dynamic.Interface, u *unstructured.Unstructured) (dynamic.R
 	return r, nil
 }
 
-// drain is Talos's cordon and drain before an upgrade or a graceful reset (CordonAndDrainNode:
-// v1alpha1_sequencer_tasks.go:822-851): the node is cordoned by Talos (node_apply.go:466-485) and
-// every pod but DaemonSet and mirror pods is evicted.
-func (w *World) drain(n *Node) {
+// Talos's drain bounds (pkg/kubernetes/kubernetes.go:38,256,271 at v1.11.5; :40,306,321-342 at
+// v1.13.9, the same values): the whole drain runs under DrainTimeout; an eviction a
+// PodDisruptionBudget refuses (429) is retried every evictRetry; an evicted pod gets a minute to go.
+const (
+	drainTimeout    = 5 * time.Minute
+	evictRetry      = 5 * time.Second
+	podDeletionWait = time.Minute
+	podDeletionPoll = 3 * time.Second
+)
+
+// drain is Talos's cordon and drain before a legacy upgrade or a graceful reset
+// (CordonAndDrainNode: v1alpha1_sequencer_tasks.go:822-851 at v1.11.5, :837-870 at v1.13.9): the
+// node is cordoned by Talos's node controller (node_cordoned_spec.go:73-81, node_apply.go:466-485),
+// then Drain (pkg/kubernetes/kubernetes.go:192-342 at v1.11.5, :239-342 at v1.13.9) evicts every
+// pod of the node but mirror pods, pods no controller owns and DaemonSet pods, in parallel; an
+// eviction a PodDisruptionBudget refuses is retried every 5 s, and once the drain's 5 minutes are
+// up the pod is left with a warning and the upgrade goes on; each evicted pod gets a minute to go.
+// It returns how long the drain took on hardware.
+func (w *World) drain(n *Node) time.Duration {
 	k := w.kubeClient()
 	if k == nil {
-		return
+		return 0
 	}
 	n.mu.Lock()
 	cfg := n.active
 	n.mu.Unlock()
 	if cfg == nil {
-		return
+		return 0
 	}
+	start := time.Now()
 	ctx := context.Background()
 	name := cfg.hostname()
 	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:"true"}},"spec":{"unschedulable":true}}`, cordonedBy))
 	if _, err := k.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return
+		return 0
 	}
 	pods, err := k.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
 	if err != nil {
-		return
+		return 0
 	}
+	deadline := start.Add(labtime.Lab(drainTimeout))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var warnings []string
 	for _, p := range pods.Items {
 		if _, mirror := p.Annotations["kubernetes.io/config.mirror"]; mirror {
 			continue
 		}
-		if ref := metav1.GetControllerOf(&p); ref != nil && ref.Kind == "DaemonSet" {
+		ref := metav1.GetControllerOf(&p)
+		if ref == nil || ref.Kind == "DaemonSet" {
 			continue
 		}
-		_ = k.client.CoreV1().Pods(p.Namespace).EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace}})
+		wg.Add(1)
+		go func(p corev1.Pod) {
+			defer wg.Done()
+			if err := w.evict(ctx, k, p, deadline); err != nil {
+				mu.Lock()
+				warnings = append(warnings, err.Error())
+				mu.Unlock()
+			}
+		}(p)
 	}
-	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "drain", Node: n.Addr, Detail: name})
+	wg.Wait()
+	took := labtime.Real(time.Since(start))
+	detail := name
+	if len(warnings) > 0 {
+		sort.Strings(warnings)
+		detail += ": WARNING: " + strings.Join(warnings, "; ")
+	}
+	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "drain", Node: n.Addr, Detail: detail, Start: start, End: time.Now(), Real: took})
+	return took
+}
+
+// evict evicts one pod (kubernetes.go:293-316 at v1.13.9, :247-270 at v1.11.5): refused by a
+// budget, it sleeps 5 s and tries again, and the first call after the drain's deadline fails with
+// it, so a held pod costs at least the whole 5 minutes; evicted, it waits up to a minute for the
+// pod to go (:318-342).
+func (w *World) evict(ctx context.Context, k *kube, p corev1.Pod, deadline time.Time) error {
+	pods := k.client.CoreV1().Pods(p.Namespace)
+	grace := int64(60)
+	for {
+		if time.Now().After(deadline) {
+			// The drain's context has run out: the next eviction call fails with it, after the
+			// sleep that followed the last refusal (the sleep ignores the context).
+			return fmt.Errorf("failed to evict pod %s/%s: %w", p.Namespace, p.Name, context.DeadlineExceeded)
+		}
+		err := pods.EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
+			DeleteOptions: &metav1.DeleteOptions{GracePeriodSeconds: &grace}})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case apierrors.IsTooManyRequests(err):
+			time.Sleep(labtime.Lab(evictRetry))
+			continue
+		case err != nil:
+			return fmt.Errorf("failed to evict pod %s/%s: %w", p.Namespace, p.Name, err)
+		}
+		break
+	}
+	for waited := time.Duration(0); waited < labtime.Lab(podDeletionWait); waited += labtime.Lab(podDeletionPoll) {
+		cur, err := pods.Get(ctx, p.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && cur.UID != p.UID) {
+			return nil
+		}
+		time.Sleep(labtime.Lab(podDeletionPoll))
+	}
+	return fmt.Errorf("failed waiting on pod %s/%s to be deleted: pod is still running on the node", p.Namespace, p.Name)
 }
 
 // manifestSet is one of Talos's bootstrap manifests: an ID and the objects it renders.
@@ -357,16 +478,47 @@ type manifestSet struct {
 	objects []map[string]any
 }
 
-// bootstrapManifests renders what Talos's manifest controller renders from a config, limited to
-// the objects that matter to the cluster's CNI handover and health: Flannel (05-flannel, when
-// cluster.network.cni.name is flannel), kube-proxy (10-kube-proxy, when the proxy is enabled) and
-// CoreDNS (11-core-dns, 11-core-dns-svc), with the names, labels and images of
-// internal/app/machined/pkg/controllers/k8s/manifest.go:150-256 and k8stemplates/{flannel,
-// kube-proxy,coredns}.go. The RBAC and bootstrap-token manifests are left out: nothing in the lab
-// depends on them.
+// bootstrapManifests renders what Talos's manifest controller renders from a config
+// (internal/app/machined/pkg/controllers/k8s/manifest.go:150-256 at v1.13.9, the same sets at
+// v1.11.5 and v1.12.6): the kubelet bootstrap token, the CSR role bindings, the in-cluster
+// kubeconfig, the Talos nodes' RBAC, CoreDNS (11-core-dns, 11-core-dns-svc), Flannel (05-flannel,
+// when cluster.network.cni.name is flannel) and kube-proxy (10-kube-proxy, when the proxy is
+// enabled), with the names, kinds and the fields the lab's checks read from k8stemplates/{kubelet,
+// csr,kubeconfig,talos,coredns,flannel,kube-proxy}.go; the rest of each object is left out.
 func bootstrapManifests(cfg *machineConfig) []manifestSet {
 	c := cfg.p.Cluster()
-	var out []manifestSet
+	rbac := "rbac.authorization.k8s.io"
+	binding := func(name, role string, subjects ...string) map[string]any {
+		var subs []any
+		for _, s := range subjects {
+			subs = append(subs, map[string]any{"kind": "Group", "name": s, "apiGroup": rbac})
+		}
+		return map[string]any{"apiVersion": rbac + "/v1", "kind": "ClusterRoleBinding", "metadata": map[string]any{"name": name},
+			"roleRef": map[string]any{"apiGroup": rbac, "kind": "ClusterRole", "name": role}, "subjects": subs}
+	}
+	token := c.Token()
+	out := []manifestSet{
+		{id: "00-kubelet-bootstrapping-token", objects: []map[string]any{{"apiVersion": "v1", "kind": "Secret",
+			"metadata": map[string]any{"name": "bootstrap-token-" + token.ID(), "namespace": "kube-system"},
+			"type":     "bootstrap.kubernetes.io/token",
+			"stringData": map[string]any{"token-id": token.ID(), "token-secret": token.Secret(),
+				"usage-bootstrap-authentication": "true", "auth-extra-groups": "system:bootstrappers:nodes"}}}},
+		{id: "01-csr-node-bootstrap", objects: []map[string]any{binding("system-bootstrap-node-bootstrapper", "system:node-bootstrapper",
+			"system:bootstrappers:nodes", "system:nodes")}},
+		{id: "01-csr-approver-role-binding", objects: []map[string]any{binding("system-bootstrap-approve-node-client-csr",
+			"system:certificates.k8s.io:certificatesigningrequests:nodeclient", "system:bootstrappers:nodes")}},
+		{id: "01-csr-renewal-role-binding", objects: []map[string]any{binding("system-bootstrap-node-renewal",
+			"system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", "system:nodes")}},
+		{id: "11-kube-config-in-cluster", objects: []map[string]any{{"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": "kubeconfig-in-cluster", "namespace": "kube-system"},
+			"data":     map[string]any{"kubeconfig": "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt\n    server: https://127.0.0.1:7445\n  name: local\n"}}}},
+		{id: "11-talos-node-rbac-template", objects: []map[string]any{
+			binding("system:talos-nodes", "system:talos-nodes", "system:nodes"),
+			{"apiVersion": rbac + "/v1", "kind": "ClusterRole", "metadata": map[string]any{"name": "system:talos-nodes",
+				"labels": map[string]any{"kubernetes.io/bootstrapping": "rbac-defaults"}},
+				"rules": []any{map[string]any{"apiGroups": []any{"discovery.k8s.io"}, "resources": []any{"endpointslices"}, "verbs": []any{"get", "list", "watch"}}}},
+		}},
+	}
 	tolerateAll := []any{map[string]any{"effect": "NoSchedule", "operator": "Exists"}, map[string]any{"effect": "NoExecute", "operator": "Exists"}}
 	if c.Network().CNI().Name() == constants.FlannelCNI {
 		labels := map[string]any{"k8s-app": "flannel", "tier": "node"}
@@ -396,6 +548,13 @@ func bootstrapManifests(cfg *machineConfig) []manifestSet {
 		labels := map[string]any{"k8s-app": "kube-dns"}
 		out = append(out, manifestSet{id: "11-core-dns", objects: []map[string]any{
 			{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": map[string]any{"name": "coredns", "namespace": "kube-system"}},
+			{"apiVersion": rbac + "/v1", "kind": "ClusterRole", "metadata": map[string]any{"name": "system:coredns"},
+				"rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"endpoints", "services", "pods", "namespaces"}, "verbs": []any{"list", "watch"}}}},
+			{"apiVersion": rbac + "/v1", "kind": "ClusterRoleBinding", "metadata": map[string]any{"name": "system:coredns"},
+				"roleRef":  map[string]any{"apiGroup": rbac, "kind": "ClusterRole", "name": "system:coredns"},
+				"subjects": []any{map[string]any{"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}}},
+			{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "coredns", "namespace": "kube-system"},
+				"data": map[string]any{"Corefile": ".:53 {\n    kubernetes cluster.local in-addr.arpa ip6.arpa\n    forward . /etc/resolv.conf\n}\n"}},
 			{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "coredns", "namespace": "kube-system",
 				"labels": map[string]any{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
 				"spec": map[string]any{"replicas": int64(2), "selector": map[string]any{"matchLabels": labels},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,16 +12,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"homelab/lab/sim/labtime"
+	"homelab/lab/simkit/labtime"
 )
 
 // kube is the cluster's Kubernetes control plane: one real etcd, kube-apiserver,
@@ -46,6 +49,13 @@ type kube struct {
 
 	mu      sync.Mutex
 	proxies map[string]*tcpProxy // by node address
+	// sans are the names the serving certificate holds now.
+	sans []string
+	// args are the command lines of the processes by name, to restart them; etcdPort and
+	// peerPort are the real etcd's; etcdData its data directory ("" once destroyed).
+	args               map[string][]string
+	etcdPort, peerPort int
+	etcdData           string
 }
 
 // kubeBin is the directory with the lab's Kubernetes binaries: $LAB_BIN.
@@ -63,7 +73,7 @@ func freePort() (int, error) {
 // startKube starts the control plane. caCert/caKey are the cluster's Kubernetes CA, saKey the
 // service-account signing key, all PEM; sans are the addresses the API server is reached at.
 func startKube(dir string, caCert, caKey, saKey []byte, sans []string) (*kube, error) {
-	k := &kube{dir: dir, bin: kubeBin(), proxies: map[string]*tcpProxy{}}
+	k := &kube{dir: dir, bin: kubeBin(), proxies: map[string]*tcpProxy{}, args: map[string][]string{}}
 	if k.bin == "" {
 		return nil, fmt.Errorf("LAB_BIN is not set: the lab's Kubernetes binaries are built by lab/build")
 	}
@@ -79,16 +89,7 @@ func startKube(dir string, caCert, caKey, saKey []byte, sans []string) (*kube, e
 		_ = os.WriteFile(p, b, 0o600)
 		return p
 	}
-	ips := []net.IP{net.ParseIP("127.0.0.1")}
-	for _, s := range sans {
-		if ip := net.ParseIP(s); ip != nil {
-			ips = append(ips, ip)
-		}
-	}
-	serving, err := k.ca.issue(leafSpec{cn: "kube-apiserver", ips: ips,
-		dns:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		usage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	if err != nil {
+	if _, err := k.issueServing(sans); err != nil {
 		return nil, err
 	}
 	client := func(cn string, orgs ...string) (*leaf, error) {
@@ -127,19 +128,15 @@ func startKube(dir string, caCert, caKey, saKey []byte, sans []string) (*kube, e
 
 	logs := filepath.Join(dir, "logs")
 	_ = os.MkdirAll(logs, 0o700)
-	if err := k.start("etcd", "--name=lab", "--data-dir="+filepath.Join(dir, "etcd"), "--unsafe-no-fsync",
-		fmt.Sprintf("--listen-client-urls=http://127.0.0.1:%d", etcdPort),
-		fmt.Sprintf("--advertise-client-urls=http://127.0.0.1:%d", etcdPort),
-		fmt.Sprintf("--listen-peer-urls=http://127.0.0.1:%d", peerPort),
-		fmt.Sprintf("--initial-advertise-peer-urls=http://127.0.0.1:%d", peerPort),
-		fmt.Sprintf("--initial-cluster=lab=http://127.0.0.1:%d", peerPort)); err != nil {
+	k.etcdPort, k.peerPort, k.etcdData = etcdPort, peerPort, filepath.Join(dir, "etcd")
+	if err := k.startEtcd(); err != nil {
 		return nil, err
 	}
 	if err := k.start("kube-apiserver",
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdPort),
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", k.apiPort),
 		"--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
-		"--tls-cert-file="+write("apiserver.crt", serving.certPEM), "--tls-private-key-file="+write("apiserver.key", serving.keyPEM),
+		"--tls-cert-file="+filepath.Join(dir, "apiserver.crt"), "--tls-private-key-file="+filepath.Join(dir, "apiserver.key"),
 		"--client-ca-file="+caFile, "--authorization-mode=Node,RBAC",
 		"--service-account-key-file="+saFile, "--service-account-signing-key-file="+saFile,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -180,8 +177,21 @@ func startKube(dir string, caCert, caKey, saKey []byte, sans []string) (*kube, e
 	return k, nil
 }
 
+// startEtcd starts the real etcd on its data directory.
+func (k *kube) startEtcd() error {
+	return k.start("etcd", "--name=lab", "--data-dir="+k.etcdData, "--unsafe-no-fsync",
+		fmt.Sprintf("--listen-client-urls=http://127.0.0.1:%d", k.etcdPort),
+		fmt.Sprintf("--advertise-client-urls=http://127.0.0.1:%d", k.etcdPort),
+		fmt.Sprintf("--listen-peer-urls=http://127.0.0.1:%d", k.peerPort),
+		fmt.Sprintf("--initial-advertise-peer-urls=http://127.0.0.1:%d", k.peerPort),
+		fmt.Sprintf("--initial-cluster=lab=http://127.0.0.1:%d", k.peerPort))
+}
+
 func (k *kube) start(name string, args ...string) error {
-	log, err := os.Create(filepath.Join(k.dir, "logs", name+".log"))
+	k.mu.Lock()
+	k.args[name] = args
+	k.mu.Unlock()
+	log, err := os.OpenFile(filepath.Join(k.dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -191,8 +201,112 @@ func (k *kube) start(name string, args ...string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
+	k.mu.Lock()
 	k.procs = append(k.procs, cmd)
+	k.mu.Unlock()
 	return nil
+}
+
+// stopProc stops the named process.
+func (k *kube) stopProc(name string) {
+	k.mu.Lock()
+	var keep []*exec.Cmd
+	var stop []*exec.Cmd
+	for _, c := range k.procs {
+		if filepath.Base(c.Path) == name {
+			stop = append(stop, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	k.procs = keep
+	k.mu.Unlock()
+	for _, c := range stop {
+		_ = c.Process.Kill()
+		_, _ = c.Process.Wait()
+	}
+}
+
+// snapshot streams the real etcd's snapshot, as Talos's EtcdSnapshot does through its local etcd
+// client (v1alpha1_server.go:1900-1934 at v1.11.5): clientv3's Maintenance.Snapshot, the bbolt
+// database followed by its sha256.
+func (k *kube) snapshot(ctx context.Context) (io.ReadCloser, error) {
+	k.mu.Lock()
+	data := k.etcdData
+	k.mu.Unlock()
+	if data == "" {
+		return nil, errors.New("etcd is not running")
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", k.etcdPort)}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	rc, err := c.Snapshot(ctx)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{rc, closers{rc, c}}, nil
+}
+
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// destroyData stops the real etcd and deletes its data: the last member that held the cluster's
+// data lost it.
+func (k *kube) destroyData() {
+	k.stopProc("etcd")
+	k.mu.Lock()
+	data := k.etcdData
+	k.etcdData = ""
+	k.mu.Unlock()
+	if data != "" {
+		_ = os.RemoveAll(data)
+	}
+}
+
+// restore restores the real etcd from a snapshot with etcd's own restore (etcdutl snapshot
+// restore, the snapshot.Restore that Talos's etcd service runs: etcd.go:545-576 at v1.11.5; the
+// hash check skipped only when asked), into a new data directory, then starts etcd on it and the
+// API server again (it ran against the lost data).
+func (k *kube) restore(snapshot string, skipHashCheck bool) error {
+	k.stopProc("etcd")
+	data := filepath.Join(k.dir, fmt.Sprintf("etcd-restored-%d", time.Now().UnixNano()))
+	args := []string{"snapshot", "restore", snapshot, "--data-dir", data, "--name", "lab",
+		fmt.Sprintf("--initial-cluster=lab=http://127.0.0.1:%d", k.peerPort),
+		fmt.Sprintf("--initial-advertise-peer-urls=http://127.0.0.1:%d", k.peerPort)}
+	if skipHashCheck {
+		args = append(args, "--skip-hash-check")
+	}
+	if out, err := exec.Command(filepath.Join(k.bin, "etcdutl"), args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("error verifying snapshot: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	k.mu.Lock()
+	old := k.etcdData
+	k.etcdData = data
+	apiArgs := k.args["kube-apiserver"]
+	k.mu.Unlock()
+	if old != "" {
+		_ = os.RemoveAll(old)
+	}
+	if err := k.startEtcd(); err != nil {
+		return err
+	}
+	k.stopProc("kube-apiserver")
+	if err := k.start("kube-apiserver", apiArgs...); err != nil {
+		return err
+	}
+	return waitHTTPS(fmt.Sprintf("https://127.0.0.1:%d/readyz", k.apiPort), k.ca.certPEM, k.admin, 60*time.Second)
 }
 
 func (k *kube) stop() {
@@ -205,6 +319,58 @@ func (k *kube) stop() {
 		_ = k.procs[i].Process.Kill()
 		_, _ = k.procs[i].Process.Wait()
 	}
+}
+
+// issueServing issues the API server's serving certificate for sans (addresses and names) and
+// writes it where the API server reads it.
+func (k *kube) issueServing(sans []string) (*leaf, error) {
+	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	for _, s := range sans {
+		if ip := net.ParseIP(s); ip != nil {
+			ips = append(ips, ip)
+		} else if !slices.Contains(dns, s) {
+			dns = append(dns, s)
+		}
+	}
+	serving, err := k.ca.issue(leafSpec{cn: "kube-apiserver", ips: ips, dns: dns, usage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil {
+		return nil, err
+	}
+	// Written aside and renamed into place, the key first: the API server reloads the pair as
+	// either file changes, and reads no half-written file.
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{"apiserver.key", serving.keyPEM}, {"apiserver.crt", serving.certPEM}} {
+		tmp := filepath.Join(k.dir, "."+f.name)
+		if err := os.WriteFile(tmp, f.b, 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(tmp, filepath.Join(k.dir, f.name)); err != nil {
+			return nil, err
+		}
+	}
+	k.mu.Lock()
+	k.sans = slices.Clone(sans)
+	k.mu.Unlock()
+	return serving, nil
+}
+
+// serveSANs issues the serving certificate again when the names it must hold change, as Talos
+// does when a control plane's SANs change (controllers/secrets/kubernetes_dynamic_certs.go:104-105,
+// 152,194). kube-apiserver reloads --tls-cert-file and --tls-private-key-file as they change on disk
+// (k8s.io/apiserver v0.34.1 pkg/server/options/serving.go:304, dynamiccertificates/
+// dynamic_serving_content.go:131-188: an fsnotify watch, and a check every minute).
+func (k *kube) serveSANs(sans []string) error {
+	k.mu.Lock()
+	same := slices.Equal(k.sans, sans)
+	k.mu.Unlock()
+	if same {
+		return nil
+	}
+	_, err := k.issueServing(sans)
+	return err
 }
 
 // serveAt makes the API server reachable at addr:6443 (a control plane's API server is up) or not.
@@ -274,10 +440,39 @@ current-context: admin@%[1]s
 // (annotation lab.homelab.dev/down) report not ready; otherwise nodes are Ready and scheduled pods
 // start after labtime.ContainerStart. A deleted pod lingers for its grace period, compressed, as
 // a kubelet stopping its containers would keep it (the stock "fast" stage deletes at once, which
-// hides pods that outlive their DaemonSet).
+// hides pods that outlive their DaemonSet). A DaemonSet's pod lingers daemonSetPodLinger of wall
+// time, not compressed: only a DaemonSet's own deletion deletes one (drains leave them), and the
+// commands a script runs between that deletion and its check are not compressed either, so a
+// compressed linger would end before a few kubectl calls do, where on hardware the pods outlast them.
+const daemonSetPodLinger = 3 * time.Second
+
+// deleteStage is the stage that removes a deleted pod after delay: those a DaemonSet owns (op In)
+// or the others (op NotIn).
+func deleteStage(name, op, delay string) string {
+	return fmt.Sprintf(`---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: %s
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - {key: '.metadata.deletionTimestamp', operator: Exists}
+    - {key: '.metadata.ownerReferences.[].kind', operator: %s, values: [DaemonSet]}
+  delay:
+    durationMilliseconds: %s
+  next:
+    finalizers:
+      empty: true
+    delete: true
+`, name, op, delay)
+}
+
 func kwokStages() string {
 	ms := func(d time.Duration) string { return strconv.FormatInt(labtime.Lab(d).Milliseconds(), 10) }
-	return strings.NewReplacer("$START", ms(labtime.ContainerStart), "$GRACE", ms(30*time.Second)).Replace(`apiVersion: kwok.x-k8s.io/v1alpha1
+	return strings.NewReplacer("$START", ms(labtime.ContainerStart), "$GRACE", ms(30*time.Second),
+		"$DSGRACE", strconv.FormatInt(daemonSetPodLinger.Milliseconds(), 10)).Replace(`apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
   name: lab-node-ready
@@ -403,23 +598,7 @@ spec:
       - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "False", reason: ContainersNotReady, type: Ready}
       - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "False", reason: ContainersNotReady, type: ContainersReady}
       - {lastProbeTime: null, lastTransitionTime: {{ $now | Quote }}, status: "True", type: PodScheduled}
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: lab-pod-delete
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  selector:
-    matchExpressions:
-    - {key: '.metadata.deletionTimestamp', operator: Exists}
-  delay:
-    durationMilliseconds: $GRACE
-  next:
-    finalizers:
-      empty: true
-    delete: true
-`)
+` + deleteStage("lab-pod-delete", "NotIn", "$GRACE") + deleteStage("lab-daemonset-pod-delete", "In", "$DSGRACE"))
 }
 
 // proxy forwards TCP connections from one address to another while it is up.

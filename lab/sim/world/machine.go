@@ -5,8 +5,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,15 +19,16 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/api/common"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/api/storage"
-	"github.com/siderolabs/talos/pkg/machinery/compatibility"
 	"github.com/siderolabs/talos/pkg/machinery/config/configdiff"
 	"github.com/siderolabs/talos/pkg/machinery/config/validation"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"homelab/lab/sim/labtime"
+	"homelab/lab/simkit/labevent"
+	"homelab/lab/simkit/labtime"
 )
 
 // metalMode is Talos's metal runtime mode for validation. An installed node no longer requires
@@ -71,9 +76,25 @@ func (n *Node) version() *machine.Version {
 	}
 }
 
-// ApplyConfiguration follows v1alpha1_server.go:172-317.
+// ApplyConfiguration follows v1alpha1_server.go:172-317 at v1.11.5 (:173-318 at v1.12.6, the same;
+// :178-345 at v1.13.9, which adds one apply at a time and none after an apply with a reboot).
 func (s *machineServer) ApplyConfiguration(ctx context.Context, in *machine.ApplyConfigurationRequest) (*machine.ApplyConfigurationResponse, error) {
 	n := s.node()
+	n.mu.Lock()
+	rel := n.release()
+	if rel.appliesOneAtATime() {
+		switch {
+		case n.applying:
+			n.mu.Unlock()
+			return nil, status.Error(codes.FailedPrecondition, "another apply configuration is already in progress") // :183-185
+		case n.rebootPending:
+			n.mu.Unlock()
+			return nil, status.Error(codes.FailedPrecondition, "configuration was already applied and node is rebooting, cannot apply more configuration changes until next reboot") // :188-190
+		}
+		n.applying = true
+		defer func() { n.mu.Lock(); n.applying = false; n.mu.Unlock() }()
+	}
+	n.mu.Unlock()
 	mode := in.Mode
 	modeDetails := "Applied configuration with a reboot"
 	modeErr := ""
@@ -87,6 +108,9 @@ func (s *machineServer) ApplyConfiguration(ctx context.Context, in *machine.Appl
 	n.mu.Lock()
 	installed, current := n.installed, n.active
 	n.mu.Unlock()
+	if err := rel.validate(in.GetData()); err != nil { // the release's own loader and checks
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	warnings, err := cfg.p.Validate(metalMode{installed: installed}) // :198-201
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -111,7 +135,7 @@ func (s *machineServer) ApplyConfiguration(ctx context.Context, in *machine.Appl
 		}
 	}
 	if in.DryRun { // :239-255
-		diff, err := configdiff.DiffToString(current.p, cfg.p)
+		diff, err := configdiff.DiffConfigs(current.p, cfg.p)
 		if err != nil {
 			return nil, fmt.Errorf("failed to generate diff: %w", err)
 		}
@@ -163,6 +187,7 @@ func (s *machineServer) ApplyConfiguration(ctx context.Context, in *machine.Appl
 	case machine.ApplyConfigurationRequest_REBOOT:
 		n.mu.Lock()
 		n.persisted = cfg
+		n.rebootPending = rel.appliesOneAtATime() // :327 at v1.13.9
 		n.mu.Unlock()
 		// The reboot runs in the background: the call returns before it happens (:297-303).
 		actor := uuid.NewString()
@@ -177,10 +202,10 @@ func (s *machineServer) ApplyConfiguration(ctx context.Context, in *machine.Appl
 }
 
 // Bootstrap follows v1alpha1_server.go:416-449.
-func (s *machineServer) Bootstrap(ctx context.Context, _ *machine.BootstrapRequest) (*machine.BootstrapResponse, error) {
+func (s *machineServer) Bootstrap(ctx context.Context, in *machine.BootstrapRequest) (*machine.BootstrapResponse, error) {
 	n := s.node()
 	n.mu.Lock()
-	cp, hasData := n.active.controlPlane(), n.etcd
+	cp, hasData, snapshot := n.active.controlPlane(), n.etcd, n.recovery
 	n.mu.Unlock()
 	if !cp {
 		return nil, status.Error(codes.FailedPrecondition, "bootstrap can only be performed on a control plane node") // :423-425
@@ -188,10 +213,95 @@ func (s *machineServer) Bootstrap(ctx context.Context, _ *machine.BootstrapReque
 	if hasData {
 		return nil, status.Error(codes.AlreadyExists, "etcd data directory is not empty") // :434-436
 	}
+	if in.GetRecoverEtcd() {
+		// The etcd service restores the uploaded snapshot before it starts (services/etcd.go:485-489,
+		// 545-576). Simplification: a snapshot that fails its check fails this call, where Talos
+		// answers and its etcd service then fails.
+		if snapshot == "" {
+			return nil, status.Error(codes.Internal, "error verifying snapshot: open /var/lib/etcd.snapshot: no such file or directory")
+		}
+		if err := n.w.recoverEtcd(n, snapshot, in.GetRecoverSkipHashCheck()); err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		return &machine.BootstrapResponse{Messages: []*machine.Bootstrap{{}}}, nil
+	}
 	if err := n.w.bootstrap(n); err != nil {
 		return nil, err
 	}
 	return &machine.BootstrapResponse{Messages: []*machine.Bootstrap{{}}}, nil
+}
+
+// EtcdSnapshot streams the cluster's etcd snapshot from the node's own etcd
+// (v1alpha1_server.go:1900-1934 at v1.11.5, :1972 at v1.13.9): a control plane whose etcd runs on
+// its data; the local member serves it without a quorum.
+func (s *machineServer) EtcdSnapshot(_ *machine.EtcdSnapshotRequest, srv grpc.ServerStreamingServer[common.Data]) error {
+	if err := s.checkControlplane("etcd snapshot"); err != nil {
+		return err
+	}
+	n := s.node()
+	if !n.etcdMember() {
+		return status.Error(codes.Unavailable, "failed to create etcd client: etcd is not running on this node")
+	}
+	k := n.w.kubeClient()
+	if k == nil {
+		return status.Error(codes.Unavailable, "failed to create etcd client: etcd is not running on this node")
+	}
+	rd, err := k.snapshot(srv.Context())
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "failed reading etcd snapshot: %v", err)
+	}
+	defer rd.Close()
+	buf := make([]byte, 4096)
+	for {
+		m, err := rd.Read(buf)
+		if m > 0 {
+			if err := srv.Send(&common.Data{Bytes: slices.Clone(buf[:m])}); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			labevent.Log(n.w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-snapshot", Node: n.Addr})
+			return nil
+		}
+		if err != nil {
+			return status.Errorf(codes.Internal, "failed reading etcd snapshot: %v", err)
+		}
+	}
+}
+
+// EtcdRecover takes the snapshot a recovery bootstraps from, written to /var/lib/etcd.snapshot
+// (v1alpha1_server.go:1939-2000 at v1.11.5): on a control plane, not checked until the bootstrap.
+func (s *machineServer) EtcdRecover(srv grpc.ClientStreamingServer[common.Data, machine.EtcdRecoverResponse]) error {
+	if err := s.checkControlplane("etcd recover"); err != nil {
+		return err
+	}
+	n := s.node()
+	path := filepath.Join(n.ensureDir(), "etcd.snapshot")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o700)
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	for {
+		msg, err := srv.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err == nil {
+			_, err = f.Write(msg.GetBytes())
+		}
+		if err != nil {
+			f.Close()
+			_ = os.Remove(path)
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	n.mu.Lock()
+	n.recovery = path
+	n.mu.Unlock()
+	return srv.SendAndClose(&machine.EtcdRecoverResponse{Messages: []*machine.EtcdRecover{{}}})
 }
 
 // Reboot starts the reboot sequence and returns at once (v1alpha1_server.go:342-370).
@@ -201,31 +311,31 @@ func (s *machineServer) Reboot(ctx context.Context, in *machine.RebootRequest) (
 	return &machine.RebootResponse{Messages: []*machine.Reboot{{ActorId: actor}}}, nil
 }
 
-// Upgrade follows v1alpha1_server.go:485-574: the installer image is pulled and validated before
-// the call returns, and a control plane refuses unless etcd is healthy (exactly two members, or
-// any member not running, refuse: internal/pkg/etcd/etcd.go:95-121) unless forced.
+// Upgrade is the legacy upgrade API (v1alpha1_server.go:485-574 at v1.11.5, :486-575 at v1.12.6,
+// :508-622 at v1.13.9, deprecated there for LifecycleService). Before it answers, the node pulls
+// the installer image, synchronously (:498; a tag the registry does not serve fails after one
+// more try, internal/pkg/install/pull.go:40), and checks that it runs as an installer; a control
+// plane then refuses unless etcd can lose a member (internal/pkg/etcd/etcd.go:95-121) unless
+// forced (and, from v1.13.4, preserved: :539). Everything else happens after the answer, in the
+// upgrade sequence: the drain, stopping the node, the installer with its pre-flight check, the
+// reboot (n.upgrade).
 func (s *machineServer) Upgrade(ctx context.Context, in *machine.UpgradeRequest) (*machine.UpgradeResponse, error) {
 	n := s.node()
+	n.mu.Lock()
+	rel, installed, cp := n.release(), n.installed, n.active.controlPlane()
+	n.mu.Unlock()
+	if rel.hasLifecycleAPI() && !installed {
+		return nil, status.Error(codes.FailedPrecondition, "Talos is not installed") // :522-524 at v1.13.9
+	}
+	if err := n.pull(ctx, in.GetImage()); err != nil {
+		return nil, fmt.Errorf("error validating installer image %q: %w", in.GetImage(), err)
+	}
 	img, err := parseInstaller(in.GetImage())
 	if err != nil {
-		return nil, fmt.Errorf("error validating installer image %q: %w", in.GetImage(), err)
+		return nil, fmt.Errorf("error validating installer image %q: installer help returned non-zero exit. assuming invalid installer", in.GetImage())
 	}
-	// The installer's preflight check (cmd/installer/pkg/install/preflight.go:89-110).
-	n.mu.Lock()
-	host, cp := n.image.Version, n.active.controlPlane()
-	n.mu.Unlock()
-	to, err := compatibility.ParseTalosVersion(&machine.VersionInfo{Tag: img.Version})
-	if err != nil {
-		return nil, fmt.Errorf("error validating installer image %q: %w", in.GetImage(), err)
-	}
-	from, err := compatibility.ParseTalosVersion(&machine.VersionInfo{Tag: host})
-	if err != nil {
-		return nil, err
-	}
-	if err := to.UpgradeableFrom(from); err != nil {
-		return nil, fmt.Errorf("error validating installer image %q: %w", in.GetImage(), err)
-	}
-	if cp && !in.GetForce() {
+	preserveSkips := rel.atLeast(1, 13) && in.GetPreserve()
+	if cp && !in.GetForce() && !preserveSkips {
 		if err := n.w.validateEtcdForUpgrade(); err != nil {
 			return nil, fmt.Errorf("error validating etcd for upgrade: %w", err)
 		}
@@ -367,8 +477,22 @@ func (s *machineServer) ServiceList(ctx context.Context, _ *emptypb.Empty) (*mac
 			Health: &machine.ServiceHealth{Healthy: true, LastMessage: ""}}
 	}
 	list := []*machine.ServiceInfo{svc("apid"), svc("kubelet"), svc("machined")}
-	if n.etcdMember() {
-		list = append(list, svc("etcd"))
+	n.mu.Lock()
+	cp := n.active.controlPlane()
+	n.mu.Unlock()
+	switch {
+	case n.etcdMember():
+		etcd := svc("etcd")
+		if !n.w.hasQuorum() {
+			etcd.Health = &machine.ServiceHealth{Healthy: false, LastMessage: "context deadline exceeded"}
+		}
+		list = append(list, etcd)
+	case cp:
+		// A control plane without etcd data waits in its pre state: to join a cluster that has a
+		// quorum, or for a bootstrap (services/etcd.go: buildInitialCluster retries; service_runner.go:268-271).
+		list = append(list, &machine.ServiceInfo{Id: "etcd", State: "Preparing",
+			Events: &machine.ServiceEvents{Events: []*machine.ServiceEvent{{Msg: "Running pre state", State: "Preparing", Ts: timestamppb.Now()}}},
+			Health: &machine.ServiceHealth{Unknown: true}})
 	}
 	return &machine.ServiceListResponse{Messages: []*machine.ServiceList{{Services: list}}}, nil
 }
@@ -405,6 +529,12 @@ func (s *maintenanceServer) ApplyConfiguration(ctx context.Context, in *machine.
 	cfg, err := parseConfig(in.GetData())
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse config: %w", err) // :101-104
+	}
+	s.rt.n.mu.Lock()
+	rel := s.rt.n.release()
+	s.rt.n.mu.Unlock()
+	if err := rel.validate(in.GetData()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "configuration validation failed: %s", err)
 	}
 	warnings, err := cfg.p.Validate(metalMode{installed: false})
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/api/common"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 
-	"homelab/lab/sim/labevent"
-	"homelab/lab/sim/labtime"
+	"homelab/lab/simkit/labevent"
+	"homelab/lab/simkit/labtime"
 )
 
 // Node phases.
@@ -29,10 +29,11 @@ const (
 	phaseResetting   = "resetting"
 )
 
-// Node is one simulated machine running Talos v1.11.5. Everything a Talos node decides for itself
-// (which apply modes it accepts, whether a change needs a reboot, what a reboot, upgrade or reset
-// does to its config and its installed image) lives here and in the machine API handlers, each
-// rule citing the upstream file and line it follows.
+// Node is one simulated machine running Talos: the release it runs decides what it does where
+// releases differ (release.go). Everything a Talos node decides for itself (which apply modes it
+// accepts, whether a change needs a reboot, what a reboot, upgrade or reset does to its config and
+// its installed image) lives here and in the machine API handlers, each rule citing the upstream
+// file and line it follows.
 type Node struct {
 	w    *World
 	Addr string
@@ -43,9 +44,27 @@ type Node struct {
 	phase string
 	// installed is true once Talos is on the disk (the META partition exists).
 	installed bool
-	// image is the installed Talos: what the boot entry holds. Only an install or an upgrade
-	// changes it, never a reboot.
-	image installerImage
+	// image is the installed Talos the node booted: only an install or an upgrade changes it,
+	// never a plain reboot. bootEntry, when set, is the entry an upgrade's installer wrote and the
+	// next boot starts.
+	image     installerImage
+	bootEntry *bootEntry
+	// media is the Talos release the machine boots from other media (the ISO or PXE image) when
+	// it has no Talos on its disk: what it runs in maintenance mode.
+	media string
+	// firmware is how long the machine's firmware takes from power-on to the boot loader, on top
+	// of Talos's own boot (labtime.Boot).
+	firmware time.Duration
+	// images is the node's containerd store (its EPHEMERAL partition: a reset wipes it), and
+	// registryDown cuts the node off its registries.
+	images       map[string]bool
+	registryDown bool
+	// installing is the LifecycleService's lock (internal/app/lifecycle/lifecycle.go:152-155 at
+	// v1.13.9); applying and rebootPending are ApplyConfiguration's from 1.13
+	// (v1alpha1_server.go:183-190,327).
+	installing    sync.Mutex
+	applying      bool
+	rebootPending bool
 	// kernelArgs are the extra kernel arguments the boot entry holds: GRUB's, from
 	// machine.install.extraKernelArgs. Under systemd-boot they are the UKI's own (the schematic's,
 	// which the lab does not model) and the config's are ignored.
@@ -66,6 +85,8 @@ type Node struct {
 	// etcd is true while the node is an etcd member (its /var/lib/etcd holds data).
 	etcd   bool
 	etcdID uint64
+	// recovery is the snapshot EtcdRecover uploaded, at the node's /var/lib/etcd.snapshot.
+	recovery string
 	// unreachable drops the node off the network (a pulled cable or a dead switch port).
 	unreachable bool
 	rt          *bootRuntime
@@ -75,7 +96,27 @@ type Node struct {
 }
 
 func newNode(w *World, addr string) *Node {
-	return &Node{w: w, Addr: addr, dir: filepath.Join(w.Dir, "nodes", addr), phase: phaseOff, configVersions: map[string]int{}}
+	return &Node{w: w, Addr: addr, dir: filepath.Join(w.Dir, "nodes", addr), phase: phaseOff, configVersions: map[string]int{},
+		images: map[string]bool{}, media: defaultMedia}
+}
+
+// defaultMedia is the Talos release a machine boots from other media unless its spec says.
+const defaultMedia = "v1.11.5"
+
+// bootEntry is a boot loader entry an installer wrote: the Talos it boots, and under GRUB its
+// kernel arguments.
+type bootEntry struct {
+	image installerImage
+	args  []string
+}
+
+// release is the Talos the node runs: the installed one, or in maintenance mode its boot media's.
+// The caller holds n.mu.
+func (n *Node) release() release {
+	if n.installed && n.image.Version != "" {
+		return parseRelease(n.image.Version)
+	}
+	return parseRelease(n.media)
 }
 
 func (n *Node) log(op, detail string, start time.Time, real time.Duration) {
@@ -90,7 +131,7 @@ func (n *Node) log(op, detail string, start time.Time, real time.Duration) {
 func (n *Node) state() NodeState {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	s := NodeState{Address: n.Addr, Phase: n.phase, Installed: n.installed, Image: n.image, KernelArgs: n.kernelArgs,
+	s := NodeState{Address: n.Addr, Phase: n.phase, Installed: n.installed, Image: n.image, KernelArgs: n.kernelArgs, Release: n.release().String(),
 		BootID: n.bootID, Etcd: n.etcd, Unreachable: n.unreachable}
 	if n.active != nil {
 		s.Hostname = n.active.hostname()
@@ -112,6 +153,7 @@ type NodeState struct {
 	Phase          string         `json:"phase"`
 	Installed      bool           `json:"installed"`
 	Image          installerImage `json:"image"`
+	Release        string         `json:"release"`
 	KernelArgs     []string       `json:"kernelArgs,omitempty"`
 	BootID         string         `json:"bootID"`
 	Etcd           bool           `json:"etcd"`
@@ -135,8 +177,9 @@ func (n *Node) powerOn() {
 		return
 	}
 	n.phase = phaseBooting
+	boot := n.firmware + labtime.Boot
 	n.mu.Unlock()
-	go n.boot(time.Now(), labtime.Boot)
+	go n.boot(time.Now(), boot)
 }
 
 // bootEntryArgs are the extra kernel arguments an install or upgrade writes to the boot entry:
@@ -189,6 +232,11 @@ func (n *Node) boot(start time.Time, real time.Duration) {
 	}
 	n.bootID = uuid.NewString()
 	n.persistentShown = false
+	n.rebootPending = false
+	if n.bootEntry != nil {
+		// The boot loader starts the entry the last upgrade wrote.
+		n.image, n.kernelArgs, n.bootEntry = n.bootEntry.image, n.bootEntry.args, nil
+	}
 	maintenance := n.persisted == nil
 	if !maintenance {
 		n.active = n.persisted
@@ -249,11 +297,19 @@ func (n *Node) reboot(actorID, reason string) {
 			rt.events.publish(&machine.TaskEvent{Task: "stopAllServices", Action: machine.TaskEvent_START}, actorID)
 		}
 		n.goDown(phaseRebooting)
-		n.log("reboot", reason, start, labtime.Shutdown+labtime.Boot)
 		n.mu.Lock()
 		n.phase = phaseBooting
+		boot := n.firmware + labtime.Boot
+		entry, from := n.bootEntry, n.image.Ref
 		n.mu.Unlock()
-		n.boot(start, labtime.Boot)
+		if entry != nil {
+			// The reboot after LifecycleService.Upgrade wrote a new boot entry: the node comes
+			// back on the new release, so the lab counts it as the node's upgrade.
+			n.log("upgrade", from+" -> "+entry.image.Ref, start, labtime.Shutdown+boot)
+		} else {
+			n.log("reboot", reason, start, labtime.Shutdown+boot)
+		}
+		n.boot(start, boot)
 	}()
 }
 
@@ -299,38 +355,56 @@ func (n *Node) install(cfg *machineConfig) {
 	}()
 }
 
-// upgrade installs image into the other boot entry and reboots into it (SequenceUpgrade:
-// v1alpha1_sequencer.go:418-470): the node is cordoned and drained first, the machine config on
-// STATE is kept (a staged config takes effect at this reboot), and the boot entry's kernel
-// arguments come from the config in effect, not the staged one
-// (internal/pkg/install/install.go:267-279).
+// upgrade runs Talos's upgrade sequence in the background, after the legacy upgrade API has
+// answered (SequenceUpgrade: v1alpha1_sequencer.go:418-470 at v1.11.5, :425-477 at v1.13.9, the
+// same phases): cordon and drain (CordonAndDrainNode), stop the pods and services, then the
+// installer, whose pre-flight check refuses a host it cannot upgrade from (cmd/installer/pkg/
+// install/install.go:246,572 at v1.11.5: the sequence fails there, with the node drained and its
+// services stopped, and nothing reboots it), writes the other boot entry with the kernel arguments
+// of the config in effect, not the staged one (internal/pkg/install/install.go:267-279), and the
+// node reboots into it, loading STATE's config (a staged config takes effect now).
 func (n *Node) upgrade(actorID string, img installerImage) {
 	start := time.Now()
 	n.mu.Lock()
 	rt := n.rt
 	n.phase = phaseUpgrading
 	args := n.active.p.Machine().Install().ExtraKernelArgs()
+	host := n.image.Version
 	n.mu.Unlock()
 	if rt != nil {
 		rt.events.publish(&machine.SequenceEvent{Sequence: "upgrade", Action: machine.SequenceEvent_START}, actorID)
 	}
 	go func() {
-		n.w.drain(n)
+		drained := n.w.drain(n)
 		time.Sleep(labtime.Lab(labtime.Shutdown))
 		if rt != nil {
 			rt.publishStage(machine.MachineStatusEvent_UPGRADING, false, actorID)
+		}
+		n.w.kubeletDown(n) // StopAllPods, StopServicesEphemeral
+		if err := preflight(host, img.Version); err != nil {
+			if rt != nil {
+				rt.events.publish(&machine.SequenceEvent{Sequence: "upgrade", Action: machine.SequenceEvent_NOOP,
+					Error: &common.Error{Code: common.Code_FATAL, Message: "sequence failed: error running phase 9 in upgrade sequence: task 1/1: failed, pre-flight checks failed: " + err.Error()}}, actorID)
+			}
+			n.mu.Lock()
+			n.phase = phaseRunning
+			n.mu.Unlock()
+			n.log("upgrade-failed", "pre-flight: "+err.Error(), start, drained+labtime.Shutdown)
+			return
+		}
+		if rt != nil {
 			rt.events.publish(&machine.TaskEvent{Task: "stopAllServices", Action: machine.TaskEvent_START}, actorID)
 		}
 		n.goDown(phaseUpgrading)
 		time.Sleep(labtime.Lab(labtime.Upgrade))
 		n.mu.Lock()
 		from := n.image.Ref
-		n.image = img
-		n.kernelArgs = n.bootEntryArgs(args)
+		n.bootEntry = &bootEntry{image: img, args: n.bootEntryArgs(args)}
 		n.phase = phaseBooting
+		boot := n.firmware + labtime.Boot
 		n.mu.Unlock()
-		n.log("upgrade", from+" -> "+img.Ref, start, labtime.Shutdown+labtime.Upgrade+labtime.Boot)
-		n.boot(time.Now(), labtime.Boot)
+		n.log("upgrade", from+" -> "+img.Ref, start, drained+labtime.Shutdown+labtime.Upgrade+boot)
+		n.boot(time.Now(), boot)
 	}()
 }
 
@@ -347,7 +421,7 @@ func (n *Node) reset(actorID string, graceful, reboot bool, labels []string) {
 	n.mu.Unlock()
 	go func() {
 		if graceful {
-			n.w.drain(n)
+			_ = n.w.drain(n)
 			if cp {
 				if err := n.w.etcdLeave(n); err != nil {
 					// The sequence fails at its leaveEtcd task: the node stays up (cordoned), and
@@ -387,10 +461,14 @@ func (n *Node) reset(actorID string, graceful, reboot bool, labels []string) {
 		if wipe["STATE"] {
 			n.persisted, n.active = nil, nil
 		}
+		lost := wipe["EPHEMERAL"] && n.etcd
 		if wipe["EPHEMERAL"] {
-			n.etcd = false
+			n.images = map[string]bool{}
 		}
 		n.mu.Unlock()
+		if lost {
+			n.w.etcdDataLost(n)
+		}
 		n.log("reset", fmt.Sprintf("graceful=%t reboot=%t wipe=%s", graceful, reboot, strings.Join(labels, ",")), start, labtime.Shutdown)
 		if !reboot {
 			// Powered off: only a hand on the power button brings it back.

@@ -16,6 +16,7 @@ import (
 	cosiv1alpha1 "github.com/cosi-project/runtime/api/v1alpha1"
 	"github.com/cosi-project/runtime/pkg/resource"
 	"github.com/cosi-project/runtime/pkg/resource/meta"
+	"github.com/cosi-project/runtime/pkg/resource/protobuf"
 	"github.com/cosi-project/runtime/pkg/safe"
 	"github.com/cosi-project/runtime/pkg/state"
 	"github.com/cosi-project/runtime/pkg/state/impl/inmem"
@@ -110,6 +111,10 @@ func startRuntime(n *Node, maintenance bool, osCA *ca) (*bootRuntime, error) {
 		machinedAuthz := &authz.Injector{Mode: authz.MetadataOnly}
 		rt.machined = grpc.NewServer(grpc.UnaryInterceptor(machinedAuthz.UnaryInterceptor()), grpc.StreamInterceptor(machinedAuthz.StreamInterceptor()))
 		machine.RegisterMachineServiceServer(rt.machined, &machineServer{rt: rt})
+		if n.release().hasLifecycleAPI() {
+			machine.RegisterImageServiceServer(rt.machined, &imageServer{rt: rt})
+			machine.RegisterLifecycleServiceServer(rt.machined, &lifecycleServer{rt: rt, mu: &n.installing})
+		}
 		cluster.RegisterClusterServiceServer(rt.machined, &clusterServer{rt: rt})
 		storage.RegisterStorageServiceServer(rt.machined, &storageServer{rt: rt})
 		cosiv1alpha1.RegisterStateServer(rt.machined, cosiserver.NewState(rt.st))
@@ -117,7 +122,7 @@ func startRuntime(n *Node, maintenance bool, osCA *ca) (*bootRuntime, error) {
 			cancel()
 			return nil, err
 		}
-		rt.apid = newAPID(n, machinedSock, client, pool)
+		rt.apid = newAPID(n, machinedSock, client, pool, streamedMethods(n.release()))
 		rt.sock = rt.apid.server(nil)
 		if err := serveUnix(rt.sock, apidSock); err != nil {
 			cancel()
@@ -225,6 +230,7 @@ var served = []meta.ResourceWithRD{
 	&configres.MachineConfig{}, &runtimeres.MachineStatus{}, &block.VolumeStatus{}, &runtimeres.Diagnostic{},
 	&runtimeres.ExtensionStatus{}, &runtimeres.SecurityState{}, &clusterres.Member{}, &k8s.StaticPodStatus{}, &k8s.StaticPod{}, &k8s.APIServerConfig{},
 	&k8s.ControllerManagerConfig{}, &k8s.SchedulerConfig{}, &k8s.KubeletSpec{}, &k8s.Manifest{}, &v1alpha1.Service{},
+	&k8s.Nodename{}, &k8s.BootstrapManifestsConfig{},
 }
 
 func (rt *bootRuntime) registerResources() error {
@@ -254,11 +260,12 @@ func (rt *bootRuntime) syncLocked() error {
 	if cfg == nil {
 		return nil
 	}
-	if err := putMachineConfig(ctx, st, cfg, configres.ActiveID); err != nil {
+	legacy := !n.release().atLeast(1, 12)
+	if err := putMachineConfig(ctx, st, cfg, configres.ActiveID, legacy); err != nil {
 		return err
 	}
 	if n.persisted != nil && n.persistentShown {
-		if err := putMachineConfig(ctx, st, n.persisted, configres.PersistentID); err != nil {
+		if err := putMachineConfig(ctx, st, n.persisted, configres.PersistentID, legacy); err != nil {
 			return err
 		}
 	}
@@ -286,6 +293,15 @@ func (rt *bootRuntime) syncLocked() error {
 	if err := safe.StateModify(ctx, st, k8s.NewKubeletSpec(k8s.NamespaceName, k8s.KubeletID), func(r *k8s.KubeletSpec) error {
 		r.TypedSpec().Image = cfg.p.Machine().Kubelet().Image()
 		r.TypedSpec().ExpectedNodename = cfg.hostname()
+		r.TypedSpec().Args = kubeletArgs(cfg)
+		return nil
+	}); err != nil {
+		return err
+	}
+	// The node's Kubernetes name, which talosctl reads to drain it (k8s/nodename.go;
+	// cmd/talosctl/pkg/talos/nodedrain/nodedrain.go:52-63 at v1.13.0).
+	if err := safe.StateModify(ctx, st, k8s.NewNodename(k8s.NamespaceName, k8s.NodenameID), func(r *k8s.Nodename) error {
+		r.TypedSpec().Nodename = cfg.hostname()
 		return nil
 	}); err != nil {
 		return err
@@ -299,8 +315,29 @@ func (rt *bootRuntime) syncLocked() error {
 	if !cfg.controlPlane() {
 		return nil
 	}
+	// What the manifest controller renders from (controllers/k8s/control_plane.go); 1.13's
+	// health checks read its CNI (pkg/cluster/check/default.go at v1.13.0).
+	if err := safe.StateModify(ctx, st, k8s.NewBootstrapManifestsConfig(), func(r *k8s.BootstrapManifestsConfig) error {
+		c := cfg.p.Cluster()
+		r.TypedSpec().CNIName = c.Network().CNI().Name()
+		r.TypedSpec().ProxyEnabled = c.Proxy().Enabled()
+		r.TypedSpec().CoreDNSEnabled = c.CoreDNS().Enabled()
+		r.TypedSpec().FlannelEnabled = c.Network().CNI().Name() == "flannel"
+		r.TypedSpec().Server = c.Endpoint().String()
+		return nil
+	}); err != nil {
+		return err
+	}
 	for _, c := range controlPlaneConfigs(cfg) {
 		if err := c.modify(ctx, st); err != nil {
+			return err
+		}
+		// The static pod Talos renders: upgrade-k8s checks its command for flags the next
+		// Kubernetes removes (go-kubernetes kubernetes/upgrade/checks.go:369-395 at v0.2.38).
+		if err := safe.StateModify(ctx, st, k8s.NewStaticPod(k8s.NamespaceName, c.id), func(r *k8s.StaticPod) error {
+			r.TypedSpec().Pod = staticPod(c.id, c.image, c.command)
+			return nil
+		}); err != nil {
 			return err
 		}
 		id := "kube-system/" + c.id + "-" + cfg.hostname()
@@ -317,29 +354,30 @@ func (rt *bootRuntime) syncLocked() error {
 // controlPlaneConfig is one of the control-plane component configs Talos renders from .cluster
 // (the COSI resources APIServerConfig, ControllerManagerConfig, SchedulerConfig).
 type controlPlaneConfig struct {
-	id     string
-	image  string
-	modify func(ctx context.Context, st state.State) error
+	id      string
+	image   string
+	command []string
+	modify  func(ctx context.Context, st state.State) error
 }
 
 func controlPlaneConfigs(cfg *machineConfig) []controlPlaneConfig {
 	c := cfg.p.Cluster()
 	api, cm, sched := c.APIServer().Image(), c.ControllerManager().Image(), c.Scheduler().Image()
 	return []controlPlaneConfig{
-		{id: k8s.APIServerID, image: api, modify: func(ctx context.Context, st state.State) error {
+		{id: k8s.APIServerID, image: api, command: commandLine(k8s.APIServerID, c.APIServer().ExtraArgs()), modify: func(ctx context.Context, st state.State) error {
 			return safe.StateModify(ctx, st, k8s.NewAPIServerConfig(), func(r *k8s.APIServerConfig) error {
 				r.TypedSpec().Image = api
 				r.TypedSpec().ControlPlaneEndpoint = c.Endpoint().String()
 				return nil
 			})
 		}},
-		{id: k8s.ControllerManagerID, image: cm, modify: func(ctx context.Context, st state.State) error {
+		{id: k8s.ControllerManagerID, image: cm, command: commandLine(k8s.ControllerManagerID, c.ControllerManager().ExtraArgs()), modify: func(ctx context.Context, st state.State) error {
 			return safe.StateModify(ctx, st, k8s.NewControllerManagerConfig(), func(r *k8s.ControllerManagerConfig) error {
 				r.TypedSpec().Enabled, r.TypedSpec().Image = true, cm
 				return nil
 			})
 		}},
-		{id: k8s.SchedulerID, image: sched, modify: func(ctx context.Context, st state.State) error {
+		{id: k8s.SchedulerID, image: sched, command: commandLine(k8s.SchedulerID, c.Scheduler().ExtraArgs()), modify: func(ctx context.Context, st state.State) error {
 			return safe.StateModify(ctx, st, k8s.NewSchedulerConfig(), func(r *k8s.SchedulerConfig) error {
 				r.TypedSpec().Enabled, r.TypedSpec().Image = true, sched
 				return nil
@@ -422,9 +460,27 @@ func (rt *bootRuntime) restartKubelet(image string) {
 }
 
 // putMachineConfig creates or replaces a MachineConfig resource (the resource has no setter: a
-// new one takes the current version, which Update then bumps).
-func putMachineConfig(ctx context.Context, st state.State, cfg *machineConfig, id resource.ID) error {
-	r := configres.NewMachineConfigWithID(cfg.p, id)
+// new one takes the current version, which Update then bumps). Its spec is the config's YAML as a
+// string, marked by the annotation talos.dev/yaml-spec, from Talos 1.12
+// (pkg/machinery/resources/config/machine_config.go:43-71 at v1.12.6); up to 1.11 it is the
+// config's YAML itself (:43-46 at v1.11.5, MarshalYAMLBytes), which is what talosctl 1.11 reads.
+func putMachineConfig(ctx context.Context, st state.State, cfg *machineConfig, id resource.ID, legacy bool) error {
+	var r resource.Resource = configres.NewMachineConfigWithID(cfg.p, id)
+	if legacy {
+		pb, err := protobuf.FromResource(r)
+		if err != nil {
+			return err
+		}
+		wire, err := pb.Marshal()
+		if err != nil {
+			return err
+		}
+		delete(wire.Metadata.Annotations, "talos.dev/yaml-spec")
+		wire.Spec.YamlSpec = string(cfg.bytes)
+		if r, err = protobuf.Unmarshal(wire); err != nil {
+			return err
+		}
+	}
 	cur, err := st.Get(ctx, r.Metadata())
 	if state.IsNotFoundError(err) {
 		return st.Create(ctx, r)

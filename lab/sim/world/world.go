@@ -1,5 +1,5 @@
-// Package world is the lab's simulated homelab: Talos v1.11.5 nodes that serve the real machine
-// API (gRPC under the cluster's own CA, routed as apid routes, a COSI state, Talos's own health
+// Package world is the lab's simulated homelab: Talos nodes (of releases 1.11, 1.12 and 1.13, one
+// model with version gates: release.go) that serve the real machine API (gRPC under the cluster's own CA, routed as apid routes, a COSI state, Talos's own health
 // checks), one shared etcd membership, and a real Kubernetes control plane (kube-apiserver,
 // controller manager, scheduler, with KWOK as every node's kubelet) that the nodes start when etcd
 // is bootstrapped and keep in step: node registration, readiness through reboots, static pods,
@@ -31,7 +31,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"homelab/lab/sim/charts"
-	"homelab/lab/sim/labevent"
+	"homelab/lab/simkit/labevent"
 )
 
 // World is the simulated homelab.
@@ -45,6 +45,10 @@ type World struct {
 	bootstrapped bool
 	kube         *kube
 	os           *ca
+	// vips are the control planes' shared addresses (vip.go), and vipHeld the ones each node
+	// (by address) ever held.
+	vips    map[string]*vipState
+	vipHeld map[string][]string
 }
 
 type etcdMember struct {
@@ -113,6 +117,10 @@ func (w *World) AddNode(spec NodeSpec) error {
 	}
 	n := newNode(w, spec.Address)
 	n.bios = spec.Firmware == "bios"
+	n.firmware = time.Duration(spec.FirmwareSeconds) * time.Second
+	if spec.Media != "" {
+		n.media = spec.Media
+	}
 	w.nodes[spec.Address] = n
 	w.mu.Unlock()
 	if spec.Config != "" {
@@ -154,6 +162,12 @@ type NodeSpec struct {
 	Etcd bool `json:"etcd,omitempty"`
 	// Firmware is "uefi" (the default) or "bios": what Talos installs its boot loader for.
 	Firmware string `json:"firmware,omitempty"`
+	// FirmwareSeconds is how long the firmware takes before the boot loader, at every boot (a
+	// server's firmware can take minutes); default 0, the boot is labtime.Boot alone.
+	FirmwareSeconds int `json:"firmwareSeconds,omitempty"`
+	// Media is the Talos release the machine boots in maintenance mode (its ISO or PXE image);
+	// default v1.11.5.
+	Media string `json:"media,omitempty"`
 }
 
 // learnOSCA keeps the cluster's OS CA (machine.ca of a control plane, which holds its key): it
@@ -194,10 +208,8 @@ func (w *World) nodeRunning(n *Node) {
 	if cfg.controlPlane() {
 		_ = w.learnOSCA(cfg)
 	}
+	w.joinEtcd(n)
 	w.mu.Lock()
-	if cfg.controlPlane() && w.bootstrapped && !n.etcd {
-		w.addMemberLocked(n, cfg.hostname())
-	}
 	k := w.kube
 	w.mu.Unlock()
 	w.syncMembers()
@@ -230,15 +242,110 @@ func (w *World) addMemberLocked(n *Node, name string) {
 	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-join", Node: n.Addr, Detail: name})
 }
 
-// quorum reports whether a majority of etcd members run.
+// quorum reports whether a majority of etcd members run on the data of their membership (a node
+// whose etcd data was lost is still a member, and runs no etcd for it).
 func (w *World) quorumLocked() bool {
 	up := 0
 	for _, m := range w.etcd {
-		if m.node.running() {
+		m.node.mu.Lock()
+		holds := m.node.etcd && m.node.etcdID == m.id
+		m.node.mu.Unlock()
+		if holds && m.node.running() {
 			up++
 		}
 	}
 	return len(w.etcd) > 0 && up*2 > len(w.etcd)
+}
+
+func (w *World) hasQuorum() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.quorumLocked()
+}
+
+// joinEtcd lets a running control plane without etcd data join the cluster, when there is one to
+// join and it has a quorum; otherwise its etcd keeps waiting, and a later call lets it in. A
+// member of the same name (the node's own, from before its data was lost) is removed first
+// (services/etcd.go:276-295 at v1.11.5: addMember, under WithRequireLeader).
+func (w *World) joinEtcd(n *Node) {
+	n.mu.Lock()
+	cfg, has, ok := n.active, n.etcd, n.phase == phaseRunning && n.rt != nil
+	n.mu.Unlock()
+	if !ok || has || !cfg.controlPlane() {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.bootstrapped || !w.quorumLocked() {
+		return
+	}
+	name := cfg.hostname()
+	for id, m := range w.etcd {
+		if m.name == name {
+			delete(w.etcd, id)
+		}
+	}
+	w.addMemberLocked(n, name)
+}
+
+// etcdDataLost records that n lost its etcd data (its EPHEMERAL partition wiped, or the disk
+// gone): it stays a member without the data. When no member holds the cluster's data any more,
+// the data is gone: the real etcd's with it.
+func (w *World) etcdDataLost(n *Node) {
+	n.mu.Lock()
+	had := n.etcd
+	n.etcd = false
+	n.mu.Unlock()
+	if !had {
+		return
+	}
+	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-data-lost", Node: n.Addr})
+	w.mu.Lock()
+	holders := 0
+	for _, m := range w.etcd {
+		m.node.mu.Lock()
+		if m.node.etcd && m.node.etcdID == m.id {
+			holders++
+		}
+		m.node.mu.Unlock()
+	}
+	k := w.kube
+	w.mu.Unlock()
+	if holders == 0 && k != nil {
+		k.destroyData()
+		labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-data-gone"})
+	}
+	w.syncAPIServers()
+}
+
+// recoverEtcd bootstraps a new etcd cluster on n from the snapshot: the data is restored (kube's
+// restore, which also restarts the API server), n is its one member, and the other control planes
+// waiting to join join it.
+func (w *World) recoverEtcd(n *Node, snapshot string, skipHashCheck bool) error {
+	k := w.kubeClient()
+	if k == nil {
+		return errors.New("the lab's Kubernetes control plane never started: nothing to restore into")
+	}
+	if err := k.restore(snapshot, skipHashCheck); err != nil {
+		return err
+	}
+	_ = os.Remove(snapshot) // services/etcd.go:571
+	n.mu.Lock()
+	n.recovery = ""
+	name := n.active.hostname()
+	n.mu.Unlock()
+	w.mu.Lock()
+	w.etcd = map[uint64]*etcdMember{}
+	w.bootstrapped = true
+	w.addMemberLocked(n, name)
+	w.mu.Unlock()
+	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-recover", Node: n.Addr})
+	for _, o := range w.allNodes() {
+		w.joinEtcd(o)
+	}
+	w.syncMembers()
+	w.syncAPIServers()
+	return nil
 }
 
 func (n *Node) running() bool {
@@ -250,6 +357,9 @@ func (n *Node) running() bool {
 // syncAPIServers makes the Kubernetes API reachable at each running control plane that is on the
 // network while etcd has quorum: without a majority of members the API servers cannot serve.
 func (w *World) syncAPIServers() {
+	for _, n := range w.allNodes() {
+		w.joinEtcd(n)
+	}
 	w.mu.Lock()
 	k, quorum := w.kube, w.quorumLocked()
 	nodes := make([]*Node, 0, len(w.nodes))
@@ -269,6 +379,7 @@ func (w *World) syncAPIServers() {
 			k.serveAt(n.Addr, quorum && n.running() && !off)
 		}
 	}
+	w.syncVIPs(k, quorum, nodes)
 }
 
 // bootstrap bootstraps etcd on n and starts the Kubernetes control plane with the CA and
@@ -321,12 +432,7 @@ func (w *World) StartAdopted() error {
 
 func (w *World) startKube(cfg *machineConfig) error {
 	c := cfg.p.Cluster()
-	var sans []string
-	for _, n := range w.allNodes() {
-		sans = append(sans, n.Addr)
-	}
-	sans = append(sans, c.Endpoint().Hostname())
-	k, err := startKube(filepath.Join(w.Dir, "kube"), c.IssuingCA().Crt, c.IssuingCA().Key, c.ServiceAccount().Key, sans)
+	k, err := startKube(filepath.Join(w.Dir, "kube"), c.IssuingCA().Crt, c.IssuingCA().Key, c.ServiceAccount().Key, w.apiServerSANs(w.allNodes()))
 	if err != nil {
 		return err
 	}
@@ -495,6 +601,8 @@ func (w *World) applyLive(n *Node, cfg *machineConfig, persist bool) {
 	if rt == nil || k == nil {
 		return
 	}
+	// A VIP added or removed, and the API server's SANs, follow the config at once.
+	w.syncAPIServers()
 	if kubeletChanged {
 		go func() {
 			rt.restartKubelet(cfg.p.Machine().Kubelet().Image())

@@ -6,7 +6,9 @@ package labtime
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -47,3 +49,23 @@ const (
 	// ContainerStart is a pod's containers starting once the kubelet runs.
 	ContainerStart = 5 * time.Second
 )
+
+// ClockOffsetFile, in $LAB_STATE, holds how far a scenario has moved the lab's calendar forward
+// (a Go duration), to pass the months after which certificates near their expiry.
+const ClockOffsetFile = "clock-offset"
+
+// Now is the date a simulator decides by (is a certificate within a month of expiry?): the real
+// time moved forward by $LAB_STATE/clock-offset. What it issues still carries the real time, as
+// the real providers issue certificates at time.Now, so the real servers and CLIs accept them.
+func Now() time.Time {
+	now := time.Now()
+	b, err := os.ReadFile(filepath.Join(os.Getenv("LAB_STATE"), ClockOffsetFile))
+	if err != nil {
+		return now
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil {
+		return now
+	}
+	return now.Add(d)
+}

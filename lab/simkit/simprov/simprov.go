@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
@@ -33,6 +34,9 @@ type Resource struct {
 	// ReplaceIf, when set, decides for one changed input whether the change replaces the resource
 	// (for providers whose plan modifiers compare values, such as a version downgrade).
 	ReplaceIf func(key string, old, new resource.PropertyValue) bool
+	// Plan, when set, names outputs the provider's plan changes although no input did (a plan
+	// modifier that renews a certificate near expiry): the resource is then updated.
+	Plan func(olds, news resource.PropertyMap) []string
 	// Read, when set, answers a read: an import (no previous outputs) or a refresh.
 	Read   func(r Request) (id string, outputs, inputs resource.PropertyMap, err error)
 	Create func(r Request) (id string, outputs resource.PropertyMap, err error)
@@ -53,6 +57,9 @@ type Provider struct {
 	Construct provider.ConstructFunc
 	// Configure receives the provider's configuration (its inputs), when the engine configures it.
 	Configure func(args resource.PropertyMap) error
+	// ReplaceConfig, when set, decides which of the changed configuration keys replace the
+	// provider (and with it, in the engine, every resource it manages); by default none do.
+	ReplaceConfig func(olds, news resource.PropertyMap, changed []string) []string
 }
 
 // Main serves the provider; it is a plugin binary's main.
@@ -104,7 +111,30 @@ func (s *server) CheckConfig(_ context.Context, req *pulumirpc.CheckRequest) (*p
 }
 
 func (s *server) DiffConfig(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	return s.diff(req, nil)
+	resp, err := s.diff(req, nil)
+	if err != nil || s.p.ReplaceConfig == nil || resp.Changes != pulumirpc.DiffResponse_DIFF_SOME {
+		return resp, err
+	}
+	olds, news, err := oldsNews(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Replaces = s.p.ReplaceConfig(olds, news, resp.Diffs)
+	return resp, nil
+}
+
+// oldsNews are a diff's old inputs (its old outputs when the state has no inputs) and new inputs.
+func oldsNews(req *pulumirpc.DiffRequest) (olds, news resource.PropertyMap, err error) {
+	if olds, err = unmarshal(req.GetOldInputs()); err != nil {
+		return nil, nil, err
+	}
+	if len(olds) == 0 {
+		if olds, err = unmarshal(req.GetOlds()); err != nil {
+			return nil, nil, err
+		}
+	}
+	news, err = unmarshal(req.GetNews())
+	return olds, news, err
 }
 
 func (s *server) Configure(_ context.Context, req *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
@@ -127,7 +157,25 @@ func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumir
 func (s *server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
 	typ, _ := typeOf(req.GetUrn())
 	res, _ := s.resource(typ)
-	return s.diffWith(req, res.Replaces, res.ReplaceIf)
+	resp, err := s.diffWith(req, res.Replaces, res.ReplaceIf)
+	if err != nil || res.Plan == nil {
+		return resp, err
+	}
+	olds, err := unmarshal(req.GetOlds())
+	if err != nil {
+		return nil, err
+	}
+	news, err := unmarshal(req.GetNews())
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range res.Plan(olds, news) {
+		if !slices.Contains(resp.Diffs, k) {
+			resp.Diffs = append(resp.Diffs, k)
+		}
+		resp.Changes = pulumirpc.DiffResponse_DIFF_SOME
+	}
+	return resp, nil
 }
 
 func (s *server) resource(typ string) (Resource, bool) {
@@ -145,16 +193,7 @@ func (s *server) diff(req *pulumirpc.DiffRequest, replaceKeys []string) (*pulumi
 }
 
 func (s *server) diffWith(req *pulumirpc.DiffRequest, replaceKeys []string, replaceIf func(string, resource.PropertyValue, resource.PropertyValue) bool) (*pulumirpc.DiffResponse, error) {
-	olds, err := unmarshal(req.GetOldInputs())
-	if err != nil {
-		return nil, err
-	}
-	if len(olds) == 0 {
-		if olds, err = unmarshal(req.GetOlds()); err != nil {
-			return nil, err
-		}
-	}
-	news, err := unmarshal(req.GetNews())
+	olds, news, err := oldsNews(req)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +286,16 @@ func (s *server) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulum
 		return nil, err
 	}
 	outputs := news
-	if res, _ := s.resource(typ); res.Update != nil && !req.GetPreview() {
+	if res, _ := s.resource(typ); res.Plan != nil && req.GetPreview() {
+		// The planned state: the old outputs with the new inputs, and what the plan renews unknown.
+		outputs = olds.Copy()
+		for k, v := range news {
+			outputs[k] = v
+		}
+		for _, k := range res.Plan(olds, news) {
+			outputs[resource.PropertyKey(k)] = resource.MakeComputed(resource.NewStringProperty(""))
+		}
+	} else if res.Update != nil && !req.GetPreview() {
 		if outputs, err = res.Update(Request{Type: typ, Name: name, ID: req.GetId(), Olds: olds, OldInputs: oldInputs, News: news}); err != nil {
 			return nil, err
 		}

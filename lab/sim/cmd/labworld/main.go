@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"homelab/lab/sim/labevent"
 	"homelab/lab/sim/world"
+	"homelab/lab/simkit/labevent"
 )
 
 func main() {

@@ -17,8 +17,8 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
-	"homelab/lab/sim/labevent"
-	"homelab/lab/sim/simprov"
+	"homelab/lab/simkit/labevent"
+	"homelab/lab/simkit/simprov"
 )
 
 func main() {

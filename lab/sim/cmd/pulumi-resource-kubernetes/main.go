@@ -6,6 +6,8 @@
 //     answer discovery, marks the cluster unreachable; that is not an error. Create and Update then
 //     fail with "configured Kubernetes cluster is unreachable" outside a preview (:1706, :2339);
 //     Check and Diff work offline from the inputs (:1172-1330, :1431-1620).
+//   - DiffConfig (:480-558) replaces the provider when the kubeconfig's active cluster changes,
+//     unless clusterIdentifier stays the same (replaceConfig).
 //   - Objects registered by type token kubernetes:<apiVersion>:<kind> are server-side applied
 //     (field manager pulumi-kubernetes), so a kind whose CRD is missing fails as on a real cluster,
 //     after the provider's retries; DaemonSets, Deployments and StatefulSets are then awaited until
@@ -24,6 +26,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,11 +44,12 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"homelab/lab/sim/charts"
-	"homelab/lab/sim/labevent"
-	"homelab/lab/sim/labtime"
-	"homelab/lab/sim/simprov"
+	"homelab/lab/simkit/labevent"
+	"homelab/lab/simkit/labtime"
+	"homelab/lab/simkit/simprov"
 )
 
 var cluster struct {
@@ -67,11 +72,74 @@ func main() {
 	}
 	simprov.Main(simprov.Provider{
 		Name: "kubernetes", Version: "4.33.0",
-		Resources: map[string]simprov.Resource{},
-		Fallback:  object,
-		Configure: configure,
-		Functions: map[string]func(resource.PropertyMap) (resource.PropertyMap, error){"kubernetes:helm:template": helmTemplate},
+		Resources:     map[string]simprov.Resource{},
+		Fallback:      object,
+		Configure:     configure,
+		ReplaceConfig: replaceConfig,
+		Functions:     map[string]func(resource.PropertyMap) (resource.PropertyMap, error){"kubernetes:helm:template": helmTemplate},
 	})
+}
+
+// replaceConfig is DiffConfig's choice of replacement (provider.go:480-558): a changed
+// clusterIdentifier replaces the provider (:490-491), the same identifier on both sides replaces
+// nothing (:495-500); otherwise an unknown kubeconfig, context or cluster replaces (:503-515), and
+// so does a change of the active cluster, the kubeconfig's whole cluster entry (server, CA and the
+// rest, compared with reflect.DeepEqual, :551-558; found as util.go:201-225 finds it), for each of
+// kubeconfig, context and cluster that changed. The engine then replaces every object of the
+// provider (pulumi step_generator.go, providerChanged): moving a cluster's endpoint without a
+// clusterIdentifier recreates everything.
+func replaceConfig(olds, news resource.PropertyMap, changed []string) []string {
+	const id = "clusterIdentifier"
+	oldID, newID := simprov.Str(olds, id), simprov.Str(news, id)
+	if slices.Contains(changed, id) && oldID != "" && newID != "" {
+		return []string{id}
+	}
+	if oldID != "" && oldID == newID {
+		return nil
+	}
+	var replaces []string
+	keys := []string{"kubeconfig", "context", "cluster"}
+	for _, k := range keys {
+		if news[resource.PropertyKey(k)].ContainsUnknowns() {
+			replaces = append(replaces, k)
+		}
+	}
+	if len(replaces) > 0 {
+		return replaces
+	}
+	oldCluster, oldFound := activeCluster(olds)
+	newCluster, newFound := activeCluster(news)
+	if oldFound && newFound && !reflect.DeepEqual(oldCluster, newCluster) {
+		for _, k := range keys {
+			if slices.Contains(changed, k) {
+				replaces = append(replaces, k)
+			}
+		}
+	}
+	return replaces
+}
+
+// activeCluster is the kubeconfig's cluster entry the provider talks to: the one of the context
+// input, or the current context, unless the cluster input names one.
+func activeCluster(config resource.PropertyMap) (*clientcmdapi.Cluster, bool) {
+	kc, err := clientcmd.Load([]byte(simprov.Str(config, "kubeconfig")))
+	if err != nil {
+		return nil, false
+	}
+	ctxName := simprov.Str(config, "context")
+	if ctxName == "" {
+		ctxName = kc.CurrentContext
+	}
+	name := simprov.Str(config, "cluster")
+	if name == "" {
+		c, ok := kc.Contexts[ctxName]
+		if !ok {
+			return nil, false
+		}
+		name = c.Cluster
+	}
+	c, ok := kc.Clusters[name]
+	return c, ok
 }
 
 // configure keeps the kubeconfig the provider is given and finds out whether the cluster

@@ -25,8 +25,8 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
-	"homelab/lab/sim/labevent"
-	"homelab/lab/sim/simprov"
+	"homelab/lab/simkit/labevent"
+	"homelab/lab/simkit/simprov"
 )
 
 // Vault is the lab's 1Password: vaults by name, each a list of items.
