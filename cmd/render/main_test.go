@@ -117,3 +117,20 @@ func TestOutsideTheRepositoryRenderSaysWhereToRun(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// The example stack, a new cluster on the newest Talos the program carries out and the newest
+// Kubernetes that release supports, renders offline as it stands: one config per node, each
+// holding its hostname, accepted by Talos's validator (render validates what it writes).
+func TestTheExampleStackRendersOffline(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr bytes.Buffer
+	if err := run(fixture.Root(t), "example", out, "", false, &stdout, &stderr); err != nil {
+		t.Fatalf("render of the example: %v\n%s", err, stderr.String())
+	}
+	for _, n := range []string{"cp1", "cp2", "cp3"} {
+		b, err := os.ReadFile(filepath.Join(out, n+".yaml"))
+		if err != nil || !strings.Contains(string(b), n) || !strings.Contains(string(b), "kubelet:v1.36.5") {
+			t.Errorf("%s.yaml: %v; want the node's config on Kubernetes v1.36.5", n, err)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func Run(ctx *pulumi.Context, data fs.FS) (_ pulumi.Map, err error) {
 		"schematicId":    talos.image.SchematicID,
 		// The identity in talosctl's secrets.yaml form (secret), for cmd/drift and cmd/render.
 		"talosSecrets": pulumi.ToSecret(talos.secrets.MachineSecrets.ApplyT(components.SecretsYAML)),
-		deployedOutput: record(cfg, in.plan),
+		deployedOutput: record(cfg, in.plan, secrets.BackupVaultUUID),
 	}
 	for name, value := range outputs {
 		ctx.Export(name, value)

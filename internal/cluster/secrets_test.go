@@ -321,3 +321,29 @@ func TestTheOperatorWatchesOnlyTheListedNamespaces(t *testing.T) {
 		t.Errorf("the connect chart's values %s; want operator.watchNamespace [argocd media]", values)
 	}
 }
+
+// A preview of a deployed stack never opens the identity vault (the preview's 1Password account
+// cannot): it takes the vault's UUID from the last run's record.
+func TestAPreviewNeedsNoAccessToTheIdentityVault(t *testing.T) {
+	c := fixture.Cluster(t, "norns")
+	first := mustRun(t, c, runOpts{})
+	rec := exported(t, first)
+	if rec["backupVaultUUID"] != "identity-uuid" {
+		t.Fatalf("the record %v does not keep the identity vault's UUID", rec)
+	}
+	p := runProgram(t, c, runOpts{preview: true, previous: rec})
+	if p.err != nil {
+		t.Fatalf("preview: %v", p.err)
+	}
+	for _, key := range p.items {
+		if strings.HasPrefix(key, identityVault+"/") {
+			t.Errorf("the preview read %s", key)
+		}
+	}
+	if got := str(p.get(t, itemToken, "backup").Inputs["vault"]); got != "identity-uuid" {
+		t.Errorf("the preview registers the backup in vault %q", got)
+	}
+	if n := strings.Count(strings.Join(p.invokes, ","), vaultInvoke); n != 1 {
+		t.Errorf("the preview looked up %d vaults, want only the main one", n)
+	}
+}

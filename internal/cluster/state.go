@@ -43,7 +43,8 @@ func readDeployed(ctx *pulumi.Context) (*lifecycle.Deployed, error) {
 
 // record is what this run deploys, as the next run will read it: lifecycle.Record in its own
 // JSON form, so the export holds every field readDeployed decodes.
-func record(cfg *stackconfig.Config, plan lifecycle.Plan) pulumi.Input {
+func record(cfg *stackconfig.Config, plan lifecycle.Plan, backupVaultUUID string) pulumi.Input {
+	plan.Backup.VaultUUID = backupVaultUUID
 	b, err := json.Marshal(lifecycle.Record(cfg, plan))
 	if err != nil {
 		panic(err) // a struct of strings, bools and lists always marshals

@@ -50,6 +50,13 @@ func readVault(ctx *pulumi.Context, cfg *stackconfig.Config, id identity, backup
 		ConnectCredentials: pulumi.ToSecret(pulumi.String(field(items[o.ConnectItem], "credentials"))).(pulumi.StringOutput),
 		Token:              pulumi.ToSecret(pulumi.String(field(items[o.ConnectItem], "token"))).(pulumi.StringOutput),
 	}
+	fromBackup := id.Restore && !id.Given
+	if ctx.DryRun() && backup.VaultUUID != "" && !id.Restore && !id.New {
+		// A preview of a deployed stack never opens the identity vault: the last run recorded its
+		// UUID, so the preview's 1Password account needs no access to it (docs/security.md).
+		v.BackupVaultUUID = backup.VaultUUID
+		return v, logBackupMove(ctx, o, backup)
+	}
 	bv, err := onepassword.GetVault(ctx, backup.Vault)
 	if err != nil || bv.UUID == "" {
 		return nil, fmt.Errorf("1Password: cannot read vault %q (%v), where the cluster identity's backup %q goes "+
@@ -58,7 +65,6 @@ func readVault(ctx *pulumi.Context, cfg *stackconfig.Config, id identity, backup
 			backup.Vault, err, o.BackupItem)
 	}
 	v.BackupVaultUUID = bv.UUID
-	fromBackup := id.Restore && !id.Given
 	switch {
 	case fromBackup:
 		_, found, err := onepassword.Require(ctx, backup.Vault, []onepassword.Need{{Title: o.BackupItem, Fields: map[string]string{
@@ -94,20 +100,21 @@ func readVault(ctx *pulumi.Context, cfg *stackconfig.Config, id identity, backup
 			v.BackupID = onepassword.ItemID(bv.UUID, item.UUID)
 		}
 	}
+	return v, logBackupMove(ctx, o, backup)
+}
+
+// logBackupMove says, in both runs of a move of the identity backup, what the run does with it.
+func logBackupMove(ctx *pulumi.Context, o stackconfig.OnePassword, backup lifecycle.Backup) error {
 	switch backup.Step {
 	case lifecycle.BackupArm:
-		if err := ctx.Log.Warn(fmt.Sprintf("the identity backup %q moves from vault %q to %q (homelab:onepassword.backupVault) in two runs, "+
+		return ctx.Log.Warn(fmt.Sprintf("the identity backup %q moves from vault %q to %q (homelab:onepassword.backupVault) in two runs, "+
 			"so that no second copy ever exists: this run keeps it where it is and makes it deletable; the next pulumi up deletes it "+
-			"there, then writes it to %q", o.BackupItem, backup.From, o.BackupVault, o.BackupVault), nil); err != nil {
-			return nil, err
-		}
+			"there, then writes it to %q", o.BackupItem, backup.From, o.BackupVault, o.BackupVault), nil)
 	case lifecycle.BackupMove:
-		if err := ctx.Log.Warn(fmt.Sprintf("the identity backup %q moves from vault %q to %q: deleted there first, then written here "+
-			"(the stack's state keeps the identity meanwhile)", o.BackupItem, backup.From, backup.Vault), nil); err != nil {
-			return nil, err
-		}
+		return ctx.Log.Warn(fmt.Sprintf("the identity backup %q moves from vault %q to %q: deleted there first, then written here "+
+			"(the stack's state keeps the identity meanwhile)", o.BackupItem, backup.From, backup.Vault), nil)
 	}
-	return v, nil
+	return nil
 }
 
 // field is an item's field value ("" when absent: Require has checked the fields it needs).

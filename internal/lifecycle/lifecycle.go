@@ -43,6 +43,8 @@ type Deployed struct {
 	// run of a move to another vault: PlanBackup).
 	BackupVault     string `json:"backupVault,omitempty"`
 	BackupDeletable bool   `json:"backupDeletable,omitempty"`
+	// BackupVaultUUID is BackupVault's UUID, so a preview needs no access to that vault.
+	BackupVaultUUID string `json:"backupVaultUUID,omitempty"`
 	Nodes           []Node `json:"nodes"`
 }
 
@@ -59,7 +61,7 @@ func Record(cfg *stackconfig.Config, p Plan) Deployed {
 	secureBoot := c.SecureBoot
 	d := Deployed{Cluster: c.Name, TalosVersion: c.TalosVersion, KubernetesVersion: c.KubernetesVersion,
 		Contract: c.VersionContract(), Cilium: cfg.Networking.Cilium.Version, Endpoint: c.Endpoint, SecureBoot: &secureBoot,
-		BackupVault: p.Backup.Vault, BackupDeletable: p.Backup.Step == BackupArm}
+		BackupVault: p.Backup.Vault, BackupDeletable: p.Backup.Step == BackupArm, BackupVaultUUID: p.Backup.VaultUUID}
 	if d.BackupVault == "" {
 		d.BackupVault = cfg.OnePassword.BackupVault
 	}
@@ -107,6 +109,8 @@ type Backup struct {
 	// Vault is the vault the item is in after the run, and From the vault it leaves (BackupMove)
 	// or will leave (BackupArm).
 	Vault, From string
+	// VaultUUID is Vault's UUID as the last run recorded it ("" when it did not, or for another vault).
+	VaultUUID string
 }
 
 // PlanBackup decides where the identity backup goes (homelab:onepassword.backupVault). A move
@@ -121,11 +125,17 @@ func PlanBackup(prev *Deployed, o stackconfig.OnePassword) Backup {
 	if from == "" {
 		from = o.Vault // records of older runs: the item was written to the main vault
 	}
+	known := func(vault string) string {
+		if prev.BackupVault == vault {
+			return prev.BackupVaultUUID
+		}
+		return ""
+	}
 	switch {
 	case from == to:
-		return Backup{Vault: to}
+		return Backup{Vault: to, VaultUUID: known(to)}
 	case !prev.BackupDeletable:
-		return Backup{Step: BackupArm, Vault: from, From: from}
+		return Backup{Step: BackupArm, Vault: from, From: from, VaultUUID: known(from)}
 	default:
 		return Backup{Step: BackupMove, Vault: to, From: from}
 	}

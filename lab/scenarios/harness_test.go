@@ -54,18 +54,31 @@ const (
 // labScale compresses hardware time in the lab (see lab/sim/labtime): a 90 s reboot takes 3 s.
 const labScale = 30
 
-// Lab node addresses: loopback addresses, so the real talosctl reaches each simulated node.
+// labNet is the lab's loopback network, 127.0.<labNet>.0/24: $LAB_NET (default 10), so that
+// scenario runs side by side (.ci/run runs two shards) never share a node's address.
+var labNet = func() string {
+	if n := os.Getenv("LAB_NET"); n != "" {
+		return n
+	}
+	return "10"
+}()
+
+// labIP is host h of the lab's network.
+func labIP(h int) string { return fmt.Sprintf("127.0.%s.%d", labNet, h) }
+
+// labAddr are the lab's node addresses: loopback addresses, so the real talosctl reaches each
+// simulated node.
 var labAddr = map[string]string{
-	"urd": "127.0.10.120", "verdandi": "127.0.10.121", "skuld": "127.0.10.122",
-	"w1": "127.0.10.131", "w2": "127.0.10.132", "mimir": "127.0.10.133",
-	"w3": "127.0.10.134", "w4": "127.0.10.135", "w5": "127.0.10.136", "w6": "127.0.10.137",
+	"urd": labIP(120), "verdandi": labIP(121), "skuld": labIP(122),
+	"w1": labIP(131), "w2": labIP(132), "mimir": labIP(133),
+	"w3": labIP(134), "w4": labIP(135), "w5": labIP(136), "w6": labIP(137),
 }
 
 // identityVault is the vault of the identity backup (the default homelab:onepassword.backupVault).
 const identityVault = "kubernetes-identity"
 
 // labVIP stands for a stack's VIP (homelab:cluster.vip.address) in the lab.
-const labVIP = "127.0.10.119"
+var labVIP = labIP(119)
 
 func labNameOf(addr string) string {
 	for n, a := range labAddr {

@@ -323,7 +323,7 @@ func TestLabDriftIsFoundAndUndone(t *testing.T) {
 		l.talosctl(t, "skuld", "patch", "machineconfig", "--mode", "no-reboot",
 			"--patch", `[{"op": "replace", "path": "/machine/kubelet/extraConfig/maxPods", "value": 250}]`)
 		out, code := l.driftRun(t)
-		if code != 2 || !strings.Contains(out, "skuld (127.0.10.122): DRIFTED; undoing it costs the node: live") ||
+		if code != 2 || !strings.Contains(out, "skuld ("+labAddr["skuld"]+"): DRIFTED; undoing it costs the node: live") ||
 			!strings.Contains(out, "machine.kubelet.extraConfig.maxPods: node has 250, program has 300 [live]") ||
 			strings.Count(out, "DRIFTED") != 1 || strings.Count(out, "node has") != 1 {
 			t.Errorf("exit %d; want 2 and exactly skuld's maxPods:\n%s", code, out)
@@ -348,7 +348,7 @@ func TestLabDriftIsFoundAndUndone(t *testing.T) {
 			"--patch", `[{"op": "add", "path": "/machine/env", "value": {"GODEBUG": "netdns=go"}}]`)
 		l.waitRunning(t)
 		out, code := l.driftRun(t)
-		if code != 2 || !strings.Contains(out, "verdandi (127.0.10.121): DRIFTED; undoing it costs the node: reboot") ||
+		if code != 2 || !strings.Contains(out, "verdandi ("+labAddr["verdandi"]+"): DRIFTED; undoing it costs the node: reboot") ||
 			!strings.Contains(out, `machine.env: differs (a secret: values not shown) [reboot]`) || strings.Contains(out, "netdns") ||
 			strings.Count(out, "DRIFTED") != 1 {
 			t.Errorf("exit %d; want 2 and exactly verdandi's machine.env:\n%s", code, out)

@@ -114,14 +114,30 @@ func (w *World) Serve(socket string, shutdown func()) error {
 			n.setRegistryDown(true)
 		case "registry-up":
 			n.setRegistryDown(false)
-		case "etcd-data-lost":
-			// The node's EPHEMERAL partition is gone (a failed disk): its etcd data with it. The
-			// node runs on, its etcd waiting to join a cluster with a quorum.
-			n.w.etcdDataLost(n)
 		default:
 			reply(rw, nil, fmt.Errorf("unknown action %s", r.PathValue("action")))
 			return
 		}
+		reply(rw, map[string]string{}, nil)
+	})
+	mux.HandleFunc("POST /etcd/data-lost", func(rw http.ResponseWriter, r *http.Request) {
+		// The nodes' EPHEMERAL partitions are gone at once (failed disks): their etcd data with them.
+		// They run on, their etcd waiting to join a cluster with a quorum.
+		var req struct{ Nodes []string }
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			reply(rw, nil, err)
+			return
+		}
+		var nodes []*Node
+		for _, a := range req.Nodes {
+			n := w.node(a)
+			if n == nil {
+				reply(rw, nil, fmt.Errorf("no node %s", a))
+				return
+			}
+			nodes = append(nodes, n)
+		}
+		w.etcdDataLost(nodes...)
 		reply(rw, map[string]string{}, nil)
 	})
 	mux.HandleFunc("POST /charts", func(rw http.ResponseWriter, r *http.Request) {

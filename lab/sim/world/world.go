@@ -288,18 +288,23 @@ func (w *World) joinEtcd(n *Node) {
 	w.addMemberLocked(n, name)
 }
 
-// etcdDataLost records that n lost its etcd data (its EPHEMERAL partition wiped, or the disk
-// gone): it stays a member without the data. When no member holds the cluster's data any more,
+// etcdDataLost records that the nodes lost their etcd data at once (an EPHEMERAL partition
+// wiped, or disks gone): each stays a member without the data. When no member holds the cluster's data any more,
 // the data is gone: the real etcd's with it.
-func (w *World) etcdDataLost(n *Node) {
-	n.mu.Lock()
-	had := n.etcd
-	n.etcd = false
-	n.mu.Unlock()
-	if !had {
+func (w *World) etcdDataLost(nodes ...*Node) {
+	lost := 0
+	for _, n := range nodes {
+		n.mu.Lock()
+		if n.etcd {
+			lost++
+			n.etcd = false
+			labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-data-lost", Node: n.Addr})
+		}
+		n.mu.Unlock()
+	}
+	if lost == 0 {
 		return
 	}
-	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-data-lost", Node: n.Addr})
 	w.mu.Lock()
 	holders := 0
 	for _, m := range w.etcd {
