@@ -167,7 +167,8 @@ func startWorld(t *testing.T, dir, state string) *world {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(state, "world.sock")
-	w := &world{t: t, state: state, cmd: cmd, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	// The control API's calls that wait (a chart's workloads ready) take longer on a loaded machine.
+	w := &world{t: t, state: state, cmd: cmd, http: &http.Client{Timeout: 3 * time.Minute, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return net.Dial("unix", sock) },
 	}}}
 	t.Cleanup(func() {
