@@ -1,16 +1,20 @@
 // Checks that `renovate --platform=local --dry-run=extract` (its JSON log on stdin) found every pin
 // the repository keeps: the clusters' Talos and Kubernetes versions, the Gateway API release, the
-// three charts (in the stack files and as the program's defaults), the Go modules, the mise tools
-// and the GitHub Actions. Exits 1 naming what is missing.
+// three charts (in the stack files and as the program's defaults), the Go modules and go.mod's go
+// line, the tools the mise tasks pin, and the GitHub Actions with the mise release they install.
+// Exits 1 naming what is missing.
 import { readFileSync } from "node:fs";
 
 const want = [
   ["regex", "Pulumi.norns.yaml", ["siderolabs/talos", "kubernetes/kubernetes", "kubernetes-sigs/gateway-api", "cilium", "connect", "argo-cd"]],
   ["regex", "internal/stackconfig/config.go", ["kubernetes-sigs/gateway-api", "cilium", "connect", "argo-cd"]],
-  ["gomod", "go.mod", ["github.com/pulumi/pulumi/sdk/v3", "github.com/pulumi/pulumi-kubernetes/sdk/v4", "github.com/pulumiverse/pulumi-talos/sdk", "github.com/siderolabs/talos/pkg/machinery"]],
-  ["mise", ".mise.toml", ["go", "pulumi", "talosctl", "kubectl"]],
-  ["github-actions", ".github/workflows/ci.yml", ["actions/checkout", "jdx/mise-action"]],
-  ["github-actions", ".github/actions/pulumi-setup/action.yml", ["jdx/mise-action", "1password/install-cli-action"]],
+  ["gomod", "go.mod", ["go", "github.com/pulumi/pulumi/sdk/v3", "github.com/pulumi/pulumi-kubernetes/sdk/v4", "github.com/pulumiverse/pulumi-talos/sdk", "github.com/siderolabs/talos/pkg/machinery"]],
+  ["regex", "Pulumi.example.yaml", ["siderolabs/talos", "kubernetes/kubernetes"]],
+  ["mise", ".mise.toml", ["pulumi", "talosctl", "kubectl"]],
+  ["github-actions", ".github/workflows/ci.yml", ["actions/checkout", "actions/setup-go"]],
+  ["github-actions", ".github/workflows/preview.yml", ["actions/checkout", "actions/setup-go", "actions/upload-artifact", "actions/download-artifact"]],
+  ["github-actions", ".github/workflows/stacks.yml", ["actions/checkout"]],
+  ["github-actions", ".github/actions/tools/action.yml", ["actions/setup-go", "jdx/mise-action", "1password/install-cli-action", "jdx/mise"]],
 ];
 
 const found = new Set();
