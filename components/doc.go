@@ -32,5 +32,6 @@ const (
 )
 
 // NodeTimeout bounds every operation that talks to a node or waits for it: config applies,
-// bootstrap, kubeconfig retrieval, health checks and each node's reboot.
+// bootstrap, kubeconfig retrieval and health checks. A node's upgrade and reboot in its gate have
+// budgets of their own (homelab:rollout.upgradeTimeout and rebootTimeout).
 const NodeTimeout = "10m"

@@ -22,7 +22,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"homelab/internal/drift"
 	"homelab/internal/render"
@@ -86,11 +88,21 @@ func run(stack, talosconfig, secretsFile string, undo, yes bool) (int, error) {
 		return 1, err
 	}
 	talos := checked.Talos
-	dir, err := os.MkdirTemp("", "drift-")
+	// The talosconfig and the secrets bundle live in a private directory (under $RUNNER_TEMP in a
+	// job) only while the nodes are read; a stop by signal (a cancelled job, Ctrl-C) removes it too.
+	dir, err := stackout.PrivateDir("homelab-drift.")
 	if err != nil {
 		return 1, err
 	}
 	defer os.RemoveAll(dir)
+	stopped := make(chan os.Signal, 1)
+	signal.Notify(stopped, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(stopped)
+	go func() {
+		<-stopped
+		os.RemoveAll(dir)
+		os.Exit(130)
+	}()
 	if talosconfig == "" || secretsFile == "" {
 		outputs, err := stackout.Read(stack, "both files instead: --talosconfig (mise run talosconfig writes ./talosconfig) and "+
 			"--secrets (pulumi stack output --show-secrets talosSecrets, or the vault backup item's secrets.yaml field)")
@@ -116,6 +128,7 @@ func run(stack, talosconfig, secretsFile string, undo, yes bool) (int, error) {
 		return 1, err
 	}
 	nodes, err := drift.Nodes(cfg.Cluster, talos, bundle, drift.Talosctl("talosctl", talosconfig))
+	os.RemoveAll(dir) // read: the undo's pulumi up needs neither file
 	if err != nil {
 		return 1, err
 	}

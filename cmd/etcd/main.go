@@ -77,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Interrupted, the command removes what it wrote before it exits.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	dir, err := os.MkdirTemp(tempRoot(), "homelab-etcd.")
+	dir, err := stackout.PrivateDir("homelab-etcd.")
 	if err != nil {
 		fmt.Fprintln(stderr, "etcd:", err)
 		return 1
@@ -120,14 +120,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// tempRoot is where the private directory goes: $RUNNER_TEMP in a job, which the runner empties.
-func tempRoot() string {
-	if d := os.Getenv("RUNNER_TEMP"); d != "" {
-		return d
-	}
-	return os.TempDir()
 }
 
 func isFile(path string) bool {

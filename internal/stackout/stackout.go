@@ -46,5 +46,16 @@ func File(outputs map[string]any, stack, key, dir string) (string, error) {
 	return path, nil
 }
 
+// PrivateDir makes the directory for the files File writes: under $RUNNER_TEMP in a job (the
+// runner empties it after the job), else under the system's temporary directory. The caller
+// removes it, on a signal too.
+func PrivateDir(prefix string) (string, error) {
+	root := os.Getenv("RUNNER_TEMP")
+	if root == "" {
+		root = os.TempDir()
+	}
+	return os.MkdirTemp(root, prefix)
+}
+
 // ErrNoProject is the error of a command run outside the repository.
 var ErrNoProject = errors.New("there is no Pulumi.yaml here: run it from the repository root (the directory with Pulumi.yaml and src/)")
