@@ -181,12 +181,15 @@ func startWorld(t *testing.T, dir, state string) *world {
 			_ = cmd.Process.Kill()
 		}
 	})
+	// Ready when the control API accepts a connection: the socket file exists a moment before its
+	// listener does, a moment a loaded machine can stretch.
 	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			break
 		}
-		if i > 100 {
-			t.Fatalf("labworld did not start; see %s", logf.Name())
+		if i > 600 {
+			t.Fatalf("labworld did not start within 30 s; see %s", logf.Name())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
