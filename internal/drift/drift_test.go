@@ -194,15 +194,7 @@ name: tailscale
 environment:
   - TS_AUTHKEY=`+authKey+`
 `)
-	got, err := drift.Nodes(c, talos, bundle, held.read)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if !drift.Report(&out, got) {
-		t.Fatal("the changes were not reported as drift")
-	}
-	report := out.String()
+	report := driftReport(t, c, talos, bundle, held)
 	for _, s := range []string{password, manifest, authKey, "Qx7", clientKey} {
 		if strings.Contains(report, s) {
 			t.Errorf("the report shows the secret value %q:\n%s", s, report)
@@ -289,15 +281,7 @@ func TestEnvironmentPodsAndLogDestinationsAreNeverShown(t *testing.T) {
     destinations:
       - {endpoint: "`+endpoint+`", format: json_lines}
 `)
-	got, err := drift.Nodes(c, talos, bundle, held.read)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if !drift.Report(&out, got) {
-		t.Fatal("the changes were not reported as drift")
-	}
-	report := out.String()
+	report := driftReport(t, c, talos, bundle, held)
 	if strings.Contains(report, "Zk4") {
 		t.Errorf("the report shows a value of machine.env, machine.pods or machine.logging:\n%s", report)
 	}
@@ -320,4 +304,18 @@ func TestAnUnparsableNodeConfigIsReportedWithoutItsValues(t *testing.T) {
 	if strings.Contains(err.Error(), "Zk4") || !strings.Contains(err.Error(), "verdandi") {
 		t.Errorf("err = %v; want the node named and no value of its config", err)
 	}
+}
+
+// driftReport reads the held nodes and returns the report, failing the test unless it finds drift.
+func driftReport(t *testing.T, c stackconfig.Cluster, talos *talosplan.Data, bundle *secrets.Bundle, held nodes) string {
+	t.Helper()
+	got, err := drift.Nodes(c, talos, bundle, held.read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if !drift.Report(&out, got) {
+		t.Fatal("the changes were not reported as drift")
+	}
+	return out.String()
 }
