@@ -85,6 +85,11 @@ type Node struct {
 	// etcd is true while the node is an etcd member (its /var/lib/etcd holds data).
 	etcd   bool
 	etcdID uint64
+	// etcdStopped: the node's etcd service was stopped by a leave (internal/pkg/etcd/etcd.go:184
+	// at v1.11.5, v1.12.0 and v1.13.0: LeaveCluster stops the service and removes its data) or
+	// exits because its member was removed (etcd v3.6.5 server/etcdserver/server.go:1211). Nothing
+	// starts it again before the next boot, so it does not join etcd again while it runs.
+	etcdStopped bool
 	// recovery is the snapshot EtcdRecover uploaded, at the node's /var/lib/etcd.snapshot.
 	recovery string
 	// unreachable drops the node off the network (a pulled cable or a dead switch port).

@@ -204,6 +204,7 @@ func (w *World) osAuthority() (*ca, error) {
 func (w *World) nodeRunning(n *Node) {
 	n.mu.Lock()
 	cfg := n.active
+	n.etcdStopped = false // the boot sequence starts the etcd service again
 	n.mu.Unlock()
 	if cfg.controlPlane() {
 		_ = w.learnOSCA(cfg)
@@ -266,10 +267,11 @@ func (w *World) hasQuorum() bool {
 // joinEtcd lets a running control plane without etcd data join the cluster, when there is one to
 // join and it has a quorum; otherwise its etcd keeps waiting, and a later call lets it in. A
 // member of the same name (the node's own, from before its data was lost) is removed first
-// (services/etcd.go:276-295 at v1.11.5: addMember, under WithRequireLeader).
+// (services/etcd.go:276-295 at v1.11.5: addMember, under WithRequireLeader). A node whose etcd
+// service stopped (etcdStopped) waits for its next boot.
 func (w *World) joinEtcd(n *Node) {
 	n.mu.Lock()
-	cfg, has, ok := n.active, n.etcd, n.phase == phaseRunning && n.rt != nil
+	cfg, has, ok := n.active, n.etcd, n.phase == phaseRunning && n.rt != nil && !n.etcdStopped
 	n.mu.Unlock()
 	if !ok || has || !cfg.controlPlane() {
 		return
@@ -509,7 +511,7 @@ func (w *World) etcdLeave(n *Node) error {
 	delete(w.etcd, n.etcdID)
 	w.mu.Unlock()
 	n.mu.Lock()
-	n.etcd = false
+	n.etcd, n.etcdStopped = false, true
 	n.mu.Unlock()
 	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-leave", Node: n.Addr})
 	w.syncAPIServers()
@@ -526,7 +528,7 @@ func (w *World) etcdRemove(id uint64) bool {
 	}
 	m.node.mu.Lock()
 	if m.node.etcdID == id {
-		m.node.etcd = false
+		m.node.etcd, m.node.etcdStopped = false, true
 	}
 	m.node.mu.Unlock()
 	labevent.Log(w.Dir, labevent.Event{Actor: "talos-node", Op: "etcd-remove-member", Node: m.addr})
