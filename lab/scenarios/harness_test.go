@@ -55,7 +55,7 @@ const (
 const labScale = 30
 
 // labNet is the lab's loopback network, 127.0.<labNet>.0/24: $LAB_NET (default 10), so that
-// scenario runs side by side (.ci/run runs two shards) never share a node's address.
+// scenario runs side by side (.ci/run runs three shards) never share a node's address.
 var labNet = func() string {
 	if n := os.Getenv("LAB_NET"); n != "" {
 		return n
