@@ -383,7 +383,9 @@ func newLab(t *testing.T, machines []labNode, c map[string]any) *lab {
 		}
 	}
 	writeVault(t, state, map[string]map[string]map[string]string{"kubernetes": fixture.Vault(), identityVault: {}})
-	l := &lab{t: t, work: work, data: src.FS, runnerTemp: filepath.Join(dir, "runner-temp")}
+	// Each scenario has its own $RUNNER_TEMP, as each job has: scenarios run side by side, and one
+	// must not find another's private directories.
+	l := &lab{t: t, work: work, data: src.FS, runnerTemp: filepath.Join(work, "runner-temp")}
 	l.w = startWorld(t, dir, state)
 	for _, m := range machines {
 		l.w.post("/nodes", map[string]any{"address": labAddr[m.name], "config": m.config, "etcd": m.etcd, "firmware": m.firmware,
@@ -404,7 +406,7 @@ func newLab(t *testing.T, machines []labNode, c map[string]any) *lab {
 		"LAB_STATE":                     state,
 		"LAB_TIME_SCALE":                strconv.Itoa(labScale),
 		// As in a GitHub Actions job: the scripts keep their key material under it.
-		"RUNNER_TEMP": filepath.Join(dir, "runner-temp"),
+		"RUNNER_TEMP": l.runnerTemp,
 	}
 	if err := os.MkdirAll(env["RUNNER_TEMP"], 0o700); err != nil {
 		t.Fatal(err)
