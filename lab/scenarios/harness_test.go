@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -134,7 +135,16 @@ func TestMain(m *testing.M) {
 	// The program runs in this process (an inline program) and looks for talosctl and kubectl on
 	// its PATH, as it would in the process the Pulumi CLI starts: the lab's come first (useTalosctl).
 	basePath = os.Getenv("PATH")
-	os.Exit(m.Run())
+	// The repository's commands (command) are built once into a directory that goes with the run.
+	dir, err := os.MkdirTemp("", "lab-commands-")
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	commands.dir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func labDir(t *testing.T) string {
@@ -607,6 +617,23 @@ type step struct {
 	err    error
 }
 
+// errStreamOpen is a step's error when the engine's event stream never ended: the Automation API
+// closes the event channels only when the CLI ends its stream (sdk/go/auto/stack.go:2025-2028 at
+// v3.276.0), and a CLI that dies first (a full disk) never opens one, so waiting for it would hang
+// the shard until its test binary's timeout.
+var errStreamOpen = errors.New("the engine's event stream did not end within 30 s of the operation")
+
+// streamEnded waits a bounded time for collect to finish. When it reports false, collect still owns
+// the step's operations and events, and the caller must not read them.
+func streamEnded(done chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	case <-time.After(30 * time.Second):
+		return false
+	}
+}
+
 func collect(ch chan events.EngineEvent, ops map[string]string, engine *[]apitype.EngineEvent, done chan struct{}) {
 	for e := range ch {
 		*engine = append(*engine, e.EngineEvent)
@@ -658,7 +685,9 @@ func (l *lab) upWith(opts ...optup.Option) step {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	_, err := l.stack.Up(ctx, append([]optup.Option{optup.ProgressStreams(&out), optup.ErrorProgressStreams(&out), optup.EventStreams(ch)}, opts...)...)
-	<-done
+	if !streamEnded(done) {
+		return step{events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: errors.Join(err, errStreamOpen)}
+	}
 	return step{ops: ops, engine: engine, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
 }
 
@@ -673,7 +702,9 @@ func (l *lab) preview() step {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	_, err := l.stack.Preview(ctx, optpreview.ProgressStreams(&out), optpreview.ErrorProgressStreams(&out), optpreview.EventStreams(ch), optpreview.Diff())
-	<-done
+	if !streamEnded(done) {
+		return step{events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: errors.Join(err, errStreamOpen)}
+	}
 	return step{ops: ops, engine: engine, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
 }
 

@@ -111,6 +111,7 @@ func TestLabRestoreAfterTheStateIsLost(t *testing.T) {
 
 var commands struct {
 	mu    sync.Mutex
+	dir   string // made by TestMain and removed when the run ends
 	paths map[string]string
 }
 
@@ -122,11 +123,7 @@ func command(t *testing.T, name string) string {
 	if p, ok := commands.paths[name]; ok {
 		return p
 	}
-	dir, err := os.MkdirTemp("", "lab-"+name+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
+	path := filepath.Join(commands.dir, name)
 	build := exec.Command("go", "build", "-o", path, "./cmd/"+name)
 	build.Dir = fixture.Root(t)
 	if out, err := build.CombinedOutput(); err != nil {
