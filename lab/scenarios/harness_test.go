@@ -190,6 +190,9 @@ func startWorld(t *testing.T, dir, state string) *world {
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
 		}
+		if t.Failed() {
+			keepLogs(t, state)
+		}
 	})
 	// Ready when the control API accepts a connection: the socket file exists a moment before its
 	// listener does, a moment a loaded machine can stretch.
@@ -204,6 +207,38 @@ func startWorld(t *testing.T, dir, state string) *world {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return w
+}
+
+// keepLogs keeps a failed scenario's world logs and events, which go with its temporary directory:
+// the last 2,000 lines of each into $LAB_DIR/failed/<test>/, and the world's last events and log
+// lines in the test's own output, which is all a CI run shows.
+func keepLogs(t *testing.T, state string) {
+	dest := filepath.Join(os.Getenv("LAB_DIR"), "failed", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), filepath.Base(filepath.Dir(state)))
+	logs, _ := filepath.Glob(filepath.Join(state, "kube", "logs", "*.log"))
+	for _, f := range append([]string{filepath.Join(state, "world.log"), filepath.Join(state, "events.jsonl")}, logs...) {
+		lines := lastLines(f, 2000)
+		if len(lines) == 0 {
+			continue
+		}
+		if err := os.MkdirAll(dest, 0o700); err == nil {
+			_ = os.WriteFile(filepath.Join(dest, filepath.Base(f)), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+		}
+	}
+	events, log := lastLines(filepath.Join(state, "events.jsonl"), 30), lastLines(filepath.Join(state, "world.log"), 10)
+	t.Logf("the world's last events and log lines (all in %s):\n%s\n%s", dest, strings.Join(events, "\n"), strings.Join(log, "\n"))
+}
+
+// lastLines returns a file's last n lines; none when it cannot be read.
+func lastLines(path string, n int) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
 }
 
 func (w *world) post(path string, body any) {
