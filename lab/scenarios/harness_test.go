@@ -213,7 +213,7 @@ func startWorld(t *testing.T, dir, state string) *world {
 // the last 2,000 lines of each into $LAB_DIR/failed/<test>/, and the world's last events and log
 // lines in the test's own output, which is all a CI run shows.
 func keepLogs(t *testing.T, state string) {
-	dest := filepath.Join(os.Getenv("LAB_DIR"), "failed", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), filepath.Base(filepath.Dir(state)))
+	dest := filepath.Join(labDir(t), "failed", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), filepath.Base(filepath.Dir(state)))
 	logs, _ := filepath.Glob(filepath.Join(state, "kube", "logs", "*.log"))
 	for _, f := range append([]string{filepath.Join(state, "world.log"), filepath.Join(state, "events.jsonl")}, logs...) {
 		lines := lastLines(f, 2000)
