@@ -214,18 +214,21 @@ func startWorld(t *testing.T, dir, state string) *world {
 // lines in the test's own output, which is all a CI run shows.
 func keepLogs(t *testing.T, state string) {
 	dest := filepath.Join(labDir(t), "failed", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), filepath.Base(filepath.Dir(state)))
+	world, events := filepath.Join(state, "world.log"), filepath.Join(state, "events.jsonl")
 	logs, _ := filepath.Glob(filepath.Join(state, "kube", "logs", "*.log"))
-	for _, f := range append([]string{filepath.Join(state, "world.log"), filepath.Join(state, "events.jsonl")}, logs...) {
+	kept := map[string][]string{}
+	for _, f := range append([]string{world, events}, logs...) {
 		lines := lastLines(f, 2000)
 		if len(lines) == 0 {
 			continue
 		}
+		kept[f] = lines
 		if err := os.MkdirAll(dest, 0o700); err == nil {
 			_ = os.WriteFile(filepath.Join(dest, filepath.Base(f)), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
 		}
 	}
-	events, log := lastLines(filepath.Join(state, "events.jsonl"), 30), lastLines(filepath.Join(state, "world.log"), 10)
-	t.Logf("the world's last events and log lines (all in %s):\n%s\n%s", dest, strings.Join(events, "\n"), strings.Join(log, "\n"))
+	last := func(lines []string, n int) string { return strings.Join(lines[max(0, len(lines)-n):], "\n") }
+	t.Logf("the world's last events and log lines (all in %s):\n%s\n%s", dest, last(kept[events], 30), last(kept[world], 10))
 }
 
 // lastLines returns a file's last n lines; none when it cannot be read.
@@ -711,22 +714,23 @@ func (l *lab) up() step {
 // upWith runs pulumi up with extra options (targets, replacements).
 func (l *lab) upWith(opts ...optup.Option) step {
 	l.t.Helper()
-	defer l.inProject()()
-	n, start := len(l.w.events()), time.Now()
-	var out bytes.Buffer
-	ch, ops, done := make(chan events.EngineEvent), map[string]string{}, make(chan struct{})
-	var engine []apitype.EngineEvent
-	go collect(ch, ops, &engine, done)
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	_, err := l.stack.Up(ctx, append([]optup.Option{optup.ProgressStreams(&out), optup.ErrorProgressStreams(&out), optup.EventStreams(ch)}, opts...)...)
-	if !streamEnded(done) {
-		return step{events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: errors.Join(err, errStreamOpen)}
-	}
-	return step{ops: ops, engine: engine, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
+	return l.engineOp(func(ctx context.Context, out io.Writer, ch chan<- events.EngineEvent) error {
+		_, err := l.stack.Up(ctx, append([]optup.Option{optup.ProgressStreams(out), optup.ErrorProgressStreams(out), optup.EventStreams(ch)}, opts...)...)
+		return err
+	})
 }
 
 func (l *lab) preview() step {
+	l.t.Helper()
+	return l.engineOp(func(ctx context.Context, out io.Writer, ch chan<- events.EngineEvent) error {
+		_, err := l.stack.Preview(ctx, optpreview.ProgressStreams(out), optpreview.ErrorProgressStreams(out), optpreview.EventStreams(ch), optpreview.Diff())
+		return err
+	})
+}
+
+// engineOp runs one engine operation in the project directory within opTimeout, and returns what
+// it did: its output, the engine's events and operations, and the world's events meanwhile.
+func (l *lab) engineOp(run func(ctx context.Context, out io.Writer, ch chan<- events.EngineEvent) error) step {
 	l.t.Helper()
 	defer l.inProject()()
 	n, start := len(l.w.events()), time.Now()
@@ -736,7 +740,7 @@ func (l *lab) preview() step {
 	go collect(ch, ops, &engine, done)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	_, err := l.stack.Preview(ctx, optpreview.ProgressStreams(&out), optpreview.ErrorProgressStreams(&out), optpreview.EventStreams(ch), optpreview.Diff())
+	err := run(ctx, &out, ch)
 	if !streamEnded(done) {
 		return step{events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: errors.Join(err, errStreamOpen)}
 	}
