@@ -1,0 +1,208 @@
+// Command align keeps the repository's own Go modules on one version of each module they build in
+// common, so that a cold .ci/run compiles a shared package once instead of once per module.
+//
+// The modules are the program (.), lab/simkit, lab/sim and lab/talosprovider. Each module they
+// build is raised to the highest version any of them builds, except the modules a simulator must
+// keep at the version it simulates (see held). Two packages are compiled once only when their
+// whole dependency closure matches, which is why one stray version (x/net, say) is enough to
+// compile the Kubernetes client twice.
+//
+// The Pulumi CLI (lab/cli, upstream's build) is not followed, though it shares the Pulumi SDK:
+// its newer versions would add to the program's own cold build, which every preview pays
+// (golang-set v2.9.0 alone brings in mongo-driver's bson), to save a cold .ci/run some 9 MB of
+// the 515 MB of Go source it compiles.
+//
+// Usage, from the repository's root:
+//
+//	go run ./lab/align          raise what lags, then go mod tidy, until nothing does
+//	go run ./lab/align -check   list what lags and exit 1 if anything does (.ci/run runs this)
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/mod/semver"
+)
+
+// unit is one module of the repository and the packages of it that CI builds.
+type unit struct {
+	dir      string
+	packages []string
+	// held modules stay at the version the unit selects: the simulated provider compiles
+	// Talos and its libraries at the provider's own versions (lab/talosprovider/go.mod).
+	held []string
+}
+
+var units = []unit{
+	{dir: ".", packages: []string{"-test", "./..."}},
+	{dir: "lab/simkit", packages: []string{"./..."}},
+	{dir: "lab/sim", packages: []string{"./..."}},
+	{dir: "lab/talosprovider", packages: []string{"./..."}, held: []string{"github.com/siderolabs/", "github.com/cosi-project/"}},
+}
+
+func main() {
+	check := flag.Bool("check", false, "list the modules that lag and exit 1 if any does; change nothing")
+	flag.Parse()
+	if err := run(*check); err != nil {
+		fmt.Fprintln(os.Stderr, "align:", err)
+		os.Exit(1)
+	}
+}
+
+func run(check bool) error {
+	for round := 1; ; round++ {
+		built, err := builtModules()
+		if err != nil {
+			return err
+		}
+		lag := lagging(built)
+		if len(lag) == 0 {
+			fmt.Println("align: the repository's modules build one version of each module they share")
+			return nil
+		}
+		if check {
+			for _, u := range units {
+				for _, m := range lag[u.dir] {
+					fmt.Printf("%s: %s %s, others build %s\n", u.dir, m.path, built[u.dir][m.path], m.version)
+				}
+			}
+			return errors.New("some shared modules lag (a cold build compiles them twice): run go run ./lab/align and commit the go.mod and go.sum files")
+		}
+		if round > 4 {
+			return fmt.Errorf("still lagging after %d rounds: %v", round-1, lag)
+		}
+		for _, u := range units {
+			if len(lag[u.dir]) == 0 {
+				continue
+			}
+			if err := raise(u, lag[u.dir], built[u.dir]); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+type module struct{ path, version string }
+
+// builtModules lists, per unit, the version of every module whose packages the unit builds, with
+// the build flags of .ci/run. Replaced modules are left out: their code is not the version's.
+func builtModules() (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for _, u := range units {
+		args := append([]string{"list", "-deps", "-f", "{{with .Module}}{{if not .Replace}}{{.Path}} {{.Version}}{{end}}{{end}}"}, u.packages...)
+		b, err := goCmd(u.dir, args...)
+		if err != nil {
+			return nil, err
+		}
+		mods := map[string]string{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[1] != "" {
+				mods[f[0]] = f[1]
+			}
+		}
+		out[u.dir] = mods
+	}
+	return out, nil
+}
+
+// lagging returns, per unit that may change, the modules it builds below the highest version
+// any unit builds.
+func lagging(built map[string]map[string]string) map[string][]module {
+	highest := map[string]string{}
+	for _, mods := range built {
+		for p, v := range mods {
+			if h, ok := highest[p]; !ok || semver.Compare(v, h) > 0 {
+				highest[p] = v
+			}
+		}
+	}
+	lag := map[string][]module{}
+	for _, u := range units {
+		for p, v := range built[u.dir] {
+			if isHeld(u, p) || semver.Compare(v, highest[p]) >= 0 {
+				continue
+			}
+			lag[u.dir] = append(lag[u.dir], module{p, highest[p]})
+		}
+		sort.Slice(lag[u.dir], func(i, j int) bool { return lag[u.dir][i].path < lag[u.dir][j].path })
+	}
+	return lag
+}
+
+func isHeld(u unit, path string) bool {
+	for _, h := range u.held {
+		if strings.HasPrefix(path, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// raise runs go get for the lagging modules of one unit, then go mod tidy. A version that another
+// raise requires above its target is left to go get (dropped from the command and retried), and
+// a held module that would move is an error: the unit would stop simulating its version.
+func raise(u unit, lag []module, was map[string]string) error {
+	args := []string{"get"}
+	for _, m := range lag {
+		args = append(args, m.path+"@"+m.version)
+	}
+	for {
+		b, err := goCmd(u.dir, args...)
+		if err == nil {
+			break
+		}
+		dropped := false
+		for _, line := range strings.Split(string(b), "\n") {
+			// go get: "A@v requires B@x, not B@y"
+			if i := strings.Index(line, ", not "); i > 0 {
+				p := strings.SplitN(line[i+len(", not "):], "@", 2)[0]
+				for j, a := range args {
+					if strings.HasPrefix(a, p+"@") {
+						args = append(args[:j], args[j+1:]...)
+						dropped = true
+						break
+					}
+				}
+			}
+		}
+		if !dropped {
+			return fmt.Errorf("%s: go %s: %w\n%s", u.dir, strings.Join(args, " "), err, b)
+		}
+	}
+	if _, err := goCmd(u.dir, "mod", "tidy"); err != nil {
+		return err
+	}
+	now, err := goCmd(u.dir, "list", "-m", "-f", "{{.Path}} {{.Version}}", "all")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(now), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && isHeld(u, f[0]) && was[f[0]] != "" && was[f[0]] != f[1] {
+			return fmt.Errorf("%s: aligning moved the held %s from %s to %s; restore its go.mod and go.sum and hold the module that pulled it", u.dir, f[0], was[f[0]], f[1])
+		}
+	}
+	return nil
+}
+
+// goCmd runs the go command in a unit's directory with the build settings of .ci/run (the same
+// ones decide which packages, and so which modules, are built).
+func goCmd(dir string, args ...string) ([]byte, error) {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = filepath.Clean(dir)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-trimpath -ldflags=-w", "GOWORK=off")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return out.Bytes(), fmt.Errorf("%s: go %s: %w\n%s", dir, strings.Join(args, " "), err, out.Bytes())
+	}
+	return out.Bytes(), nil
+}
