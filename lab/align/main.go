@@ -2,8 +2,8 @@
 // common, so that a cold .ci/run compiles a shared package once instead of once per module.
 //
 // The modules are the program (.), lab/simkit, lab/sim and lab/talosprovider. Each module they
-// build is raised to the highest version any of them builds, except the modules a simulator must
-// keep at the version it simulates (see held). Two packages are compiled once only when their
+// build is raised to the highest version any of them builds, except the modules a simulator
+// pins on purpose (see held), which also keep the version they have. Two packages are compiled once only when their
 // whole dependency closure matches, which is why one stray version (x/net, say) is enough to
 // compile the Kubernetes client twice.
 //
@@ -36,15 +36,17 @@ import (
 type unit struct {
 	dir      string
 	packages []string
-	// held modules stay at the version the unit selects: the simulated provider compiles
-	// Talos and its libraries at the provider's own versions (lab/talosprovider/go.mod).
+	// held modules stay at the version the unit selects (an entry ending in "/" holds every
+	// module under it): the simulated provider compiles Talos and its libraries at the provider's
+	// own versions, and lab/sim pins the Talos module and go-kubernetes at the newest release
+	// whose module graph the proxy serves (their go.mod files say why).
 	held []string
 }
 
 var units = []unit{
 	{dir: ".", packages: []string{"-test", "./..."}},
 	{dir: "lab/simkit", packages: []string{"./..."}},
-	{dir: "lab/sim", packages: []string{"./..."}},
+	{dir: "lab/sim", packages: []string{"./..."}, held: []string{"github.com/siderolabs/talos", "github.com/siderolabs/go-kubernetes"}},
 	{dir: "lab/talosprovider", packages: []string{"./..."}, held: []string{"github.com/siderolabs/", "github.com/cosi-project/"}},
 }
 
@@ -58,10 +60,16 @@ func main() {
 }
 
 func run(check bool) error {
+	var before map[string]map[string]string
 	for round := 1; ; round++ {
 		built, err := builtModules()
 		if err != nil {
 			return err
+		}
+		if before == nil {
+			before = built
+		} else if moved := movedHeld(before, built); len(moved) > 0 {
+			return fmt.Errorf("aligning moved held modules (restore the go.mod and go.sum files, and hold what pulled them): %s", strings.Join(moved, "; "))
 		}
 		lag := lagging(built)
 		if len(lag) == 0 {
@@ -83,7 +91,7 @@ func run(check bool) error {
 			if len(lag[u.dir]) == 0 {
 				continue
 			}
-			if err := raise(u, lag[u.dir], built[u.dir]); err != nil {
+			if err := raise(u, lag[u.dir]); err != nil {
 				return err
 			}
 		}
@@ -139,17 +147,44 @@ func lagging(built map[string]map[string]string) map[string][]module {
 
 func isHeld(u unit, path string) bool {
 	for _, h := range u.held {
-		if strings.HasPrefix(path, h) {
+		if path == h || strings.HasSuffix(h, "/") && strings.HasPrefix(path, h) {
 			return true
 		}
 	}
 	return false
 }
 
+// movedHeld lists the held modules whose version differs between two listings: a raise of one
+// unit can move another's (lab/simkit is every simulator's, through a replace directive).
+func movedHeld(before, after map[string]map[string]string) []string {
+	var moved []string
+	for _, u := range units {
+		for p, v := range before[u.dir] {
+			if isHeld(u, p) && after[u.dir][p] != v {
+				moved = append(moved, fmt.Sprintf("%s: %s %s -> %s", u.dir, p, v, after[u.dir][p]))
+			}
+		}
+	}
+	sort.Strings(moved)
+	return moved
+}
+
+// conflicts returns the modules that go get's output says another module requires at a higher
+// version than the one asked for ("A@v requires B@x, not B@y"): their pins are dropped, and go
+// get picks the version required.
+func conflicts(output string) []string {
+	var paths []string
+	for _, line := range strings.Split(output, "\n") {
+		if i := strings.Index(line, ", not "); i > 0 {
+			paths = append(paths, strings.SplitN(line[i+len(", not "):], "@", 2)[0])
+		}
+	}
+	return paths
+}
+
 // raise runs go get for the lagging modules of one unit, then go mod tidy. A version that another
-// raise requires above its target is left to go get (dropped from the command and retried), and
-// a held module that would move is an error: the unit would stop simulating its version.
-func raise(u unit, lag []module, was map[string]string) error {
+// raise requires above its target is left to go get (dropped from the command and retried).
+func raise(u unit, lag []module) error {
 	args := []string{"get"}
 	for _, m := range lag {
 		args = append(args, m.path+"@"+m.version)
@@ -159,42 +194,26 @@ func raise(u unit, lag []module, was map[string]string) error {
 		if err == nil {
 			break
 		}
-		dropped := false
-		for _, line := range strings.Split(string(b), "\n") {
-			// go get: "A@v requires B@x, not B@y"
-			if i := strings.Index(line, ", not "); i > 0 {
-				p := strings.SplitN(line[i+len(", not "):], "@", 2)[0]
-				for j, a := range args {
-					if strings.HasPrefix(a, p+"@") {
-						args = append(args[:j], args[j+1:]...)
-						dropped = true
-						break
-					}
+		n := len(args)
+		for _, p := range conflicts(string(b)) {
+			for j, a := range args {
+				if strings.HasPrefix(a, p+"@") {
+					args = append(args[:j], args[j+1:]...)
+					break
 				}
 			}
 		}
-		if !dropped {
-			return fmt.Errorf("%s: go %s: %w\n%s", u.dir, strings.Join(args, " "), err, b)
+		if len(args) == n {
+			return err
 		}
 	}
-	if _, err := goCmd(u.dir, "mod", "tidy"); err != nil {
-		return err
-	}
-	now, err := goCmd(u.dir, "list", "-m", "-f", "{{.Path}} {{.Version}}", "all")
-	if err != nil {
-		return err
-	}
-	for _, line := range strings.Split(string(now), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 2 && isHeld(u, f[0]) && was[f[0]] != "" && was[f[0]] != f[1] {
-			return fmt.Errorf("%s: aligning moved the held %s from %s to %s; restore its go.mod and go.sum and hold the module that pulled it", u.dir, f[0], was[f[0]], f[1])
-		}
-	}
-	return nil
+	_, err := goCmd(u.dir, "mod", "tidy")
+	return err
 }
 
-// goCmd runs the go command in a unit's directory with the build settings of .ci/run (the same
-// ones decide which packages, and so which modules, are built).
+// goCmd runs the go command in a unit's directory with .ci/run's CGO_ENABLED and GOFLAGS (without
+// its -gcflags, which changes no package list): they decide which packages, and so which modules,
+// are built.
 func goCmd(dir string, args ...string) ([]byte, error) {
 	cmd := exec.Command("go", args...)
 	cmd.Dir = filepath.Clean(dir)

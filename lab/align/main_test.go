@@ -32,3 +32,36 @@ func TestTheProviderSimulatorKeepsTalosAtTheProvidersVersion(t *testing.T) {
 		t.Errorf("lab/talosprovider should be raised only outside Talos's modules: want %v, got %v", want, lag["lab/talosprovider"])
 	}
 }
+
+func TestLabSimHoldsTheTalosModuleButNotItsMachinery(t *testing.T) {
+	built := map[string]map[string]string{
+		".":                 {"github.com/siderolabs/talos/pkg/machinery": "v1.13.10"},
+		"lab/sim":           {"github.com/siderolabs/talos/pkg/machinery": "v1.13.9", "github.com/siderolabs/talos": "v1.13.0", "github.com/siderolabs/go-kubernetes": "v0.2.36"},
+		"lab/talosprovider": {"github.com/siderolabs/talos": "v1.12.0", "github.com/siderolabs/go-kubernetes": "v0.2.28"},
+	}
+	built["."]["github.com/siderolabs/talos"] = "v1.13.6"
+	built["."]["github.com/siderolabs/go-kubernetes"] = "v0.2.38"
+	want := []module{{"github.com/siderolabs/talos/pkg/machinery", "v1.13.10"}}
+	if got := lagging(built)["lab/sim"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("lab/sim follows the machinery and holds the Talos module and go-kubernetes: want %v, got %v", want, got)
+	}
+}
+
+func TestAHeldModuleThatMovesIsReported(t *testing.T) {
+	before := map[string]map[string]string{"lab/talosprovider": {"github.com/siderolabs/talos/pkg/machinery": "v1.12.0", "golang.org/x/net": "v0.60.0"}}
+	after := map[string]map[string]string{"lab/talosprovider": {"github.com/siderolabs/talos/pkg/machinery": "v1.13.0-beta.0", "golang.org/x/net": "v0.62.0"}}
+	got := movedHeld(before, after)
+	want := []string{"lab/talosprovider: github.com/siderolabs/talos/pkg/machinery v1.12.0 -> v1.13.0-beta.0"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("only the held module's move is an error: want %v, got %v", want, got)
+	}
+}
+
+func TestAVersionRequiredHigherIsLeftToGoGet(t *testing.T) {
+	// go get's words when a pin is below what another module requires (cmd/go/internal/modget).
+	out := "go: downloading k8s.io/gengo/v2 v2.0.0-20250604051438-85fd79dbfd9f\n" +
+		"go: k8s.io/apiextensions-apiserver@v0.35.3 requires k8s.io/gengo/v2@v2.0.0-20250922181213-ec3ebc5fd46b, not k8s.io/gengo/v2@v2.0.0-20250604051438-85fd79dbfd9f\n"
+	if got, want := conflicts(out), []string{"k8s.io/gengo/v2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("want the pin of %v dropped, got %v", want, got)
+	}
+}

@@ -3,8 +3,8 @@
 // and machinery at v1.12.0, as that provider does (its go.mod:21-22), so configs are generated,
 // patched and health-checked by the same code. It is a module of its own because the simulated
 // nodes (lab/sim) run newer Talos releases. Only Talos's own modules (github.com/siderolabs/...,
-// github.com/cosi-project/...) are held at the provider's versions; the others follow the program's
-// (lab/align).
+// github.com/cosi-project/...) are held at the provider's versions; every other module is at the
+// highest version the repository's modules build (lab/align).
 module homelab/lab/talosprovider
 
 go 1.26.8
