@@ -3,6 +3,8 @@ package main
 import (
 	"reflect"
 	"testing"
+
+	_ "homelab/internal/golden" // every test package accepts go test ./... -update
 )
 
 func TestAModuleThatLagsIsRaisedToTheHighestBuilt(t *testing.T) {
