@@ -3,9 +3,9 @@
 //
 // The modules are the program (.), lab/simkit, lab/sim and lab/talosprovider. Each module they
 // build is raised to the highest version any of them builds, except the modules a simulator
-// pins on purpose (see held), which also keep the version they have. Two packages are compiled once only when their
-// whole dependency closure matches, which is why one stray version (x/net, say) is enough to
-// compile the Kubernetes client twice.
+// pins on purpose (see held), which keep the version they have. Two packages are compiled once
+// only when their whole dependency closure matches, which is why one stray version (x/net, say)
+// is enough to compile the Kubernetes client twice.
 //
 // The Pulumi CLI (lab/cli, upstream's build) is not followed, though it shares the Pulumi SDK:
 // its newer versions would add to the program's own cold build, which every preview pays
@@ -112,7 +112,7 @@ func builtModules() (map[string]map[string]string, error) {
 		}
 		mods := map[string]string{}
 		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) == 2 && f[1] != "" {
+			if f := strings.Fields(line); len(f) == 2 {
 				mods[f[0]] = f[1]
 			}
 		}
