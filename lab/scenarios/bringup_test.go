@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,12 @@ func TestLabNewClusterAndItsLife(t *testing.T) {
 			t.Errorf("%d control planes were down at once", c)
 		}
 		checkOnlyCilium(t, l.w)
+		// A gate's output reaches the engine as it comes (what a hung gate waited for shows).
+		for _, n := range l.nodeNames() {
+			if lines := said(s.engine, "config-gate-"+n); !slices.Contains(lines, n+": reboot") {
+				t.Errorf("config-gate-%s logged %q, without its last line %q", n, lines, n+": reboot")
+			}
+		}
 		// The handover reboots follow the Cilium chart.
 		var chartAt, firstReboot time.Time
 		for _, e := range s.events {

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -182,6 +183,9 @@ func startWorld(t *testing.T, dir, state string) *world {
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return net.Dial("unix", sock) },
 	}}}
 	t.Cleanup(func() {
+		if t.Failed() {
+			w.keepGoroutines()
+		}
 		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
 		go func() { _, _ = cmd.Process.Wait(); close(done) }()
@@ -229,6 +233,56 @@ func keepLogs(t *testing.T, state string) {
 	}
 	last := func(lines []string, n int) string { return strings.Join(lines[max(0, len(lines)-n):], "\n") }
 	t.Logf("the world's last events and log lines (all in %s):\n%s\n%s", dest, last(kept[events], 30), last(kept[world], 10))
+	if b, err := os.ReadFile(filepath.Join(state, "goroutines.txt")); err == nil {
+		_ = os.WriteFile(filepath.Join(dest, "goroutines.txt"), b, 0o600)
+		if stuck := stuckGoroutines(string(b)); stuck != "" {
+			t.Logf("labworld's goroutines in the world's code that waited a minute or more (all in %s):\n%s", filepath.Join(dest, "goroutines.txt"), stuck)
+		}
+	}
+}
+
+// keepGoroutines saves the world's goroutines (GET /goroutines) next to its logs, before it stops:
+// a world that hangs (a lock never released, a call that never returns) shows where.
+func (w *world) keepGoroutines() {
+	resp, err := w.http.Get("http://world/goroutines")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		_ = os.WriteFile(filepath.Join(w.state, "goroutines.txt"), b, 0o600)
+	}
+}
+
+// stuckGoroutines picks, from a goroutine dump (pprof debug=2), the goroutines that have waited a
+// minute or more in the world's own code, other than on a socket: each one's header and its
+// frames in lab/sim/world.
+func stuckGoroutines(dump string) string {
+	var b strings.Builder
+	shown := 0
+	for _, g := range strings.Split(dump, "\n\n") {
+		lines := strings.Split(strings.TrimSpace(g), "\n")
+		// A listener waits on its socket for good ("IO wait"): that is no hang.
+		if !strings.Contains(lines[0], "minute") || strings.Contains(lines[0], "[IO wait") {
+			continue
+		}
+		var frames []string
+		for _, l := range lines[1:] {
+			if strings.Contains(l, "lab/sim/world.") {
+				frames = append(frames, "    "+strings.TrimSpace(l))
+			}
+		}
+		if len(frames) == 0 {
+			continue
+		}
+		if shown++; shown > 8 {
+			b.WriteString("(more in the file)\n")
+			break
+		}
+		fmt.Fprintf(&b, "%s\n%s\n", lines[0], strings.Join(frames[:min(len(frames), 6)], "\n"))
+	}
+	return strings.TrimRight(b.String(), "\n")
 }
 
 // lastLines returns a file's last n lines; none when it cannot be read.
@@ -744,7 +798,58 @@ func (l *lab) engineOp(run func(ctx context.Context, out io.Writer, ch chan<- ev
 	if !streamEnded(done) {
 		return step{events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: errors.Join(err, errStreamOpen)}
 	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w\n%s", err, inFlight(engine))
+	}
 	return step{ops: ops, engine: engine, events: l.w.events()[n:], output: out.String(), wall: time.Since(start), err: err}
+}
+
+// inFlight names the resources an operation stopped at its deadline had started and not finished,
+// each with its last lines of output (a gate's stderr says what it waited for): what a hung run
+// waited on, in the few lines a CI log shows.
+func inFlight(engine []apitype.EngineEvent) string {
+	var b strings.Builder
+	for _, u := range unfinished(engine) {
+		name := u[strings.LastIndex(u, "::")+2:]
+		lines := said(engine, name)
+		fmt.Fprintf(&b, "in flight at the deadline: %s\n", name)
+		for _, line := range lines[max(0, len(lines)-12):] {
+			fmt.Fprintf(&b, "    %s\n", line)
+		}
+	}
+	if b.Len() == 0 {
+		return "no resource was in flight at the deadline"
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// unfinished are the URNs of the resources an operation started and never finished.
+func unfinished(engine []apitype.EngineEvent) []string {
+	var started []string
+	finished := map[string]bool{}
+	for _, e := range engine {
+		switch {
+		case e.ResourcePreEvent != nil:
+			started = append(started, e.ResourcePreEvent.Metadata.URN)
+		case e.ResOutputsEvent != nil:
+			finished[e.ResOutputsEvent.Metadata.URN] = true
+		case e.ResOpFailedEvent != nil:
+			finished[e.ResOpFailedEvent.Metadata.URN] = true
+		}
+	}
+	return slices.DeleteFunc(started, func(u string) bool { return finished[u] })
+}
+
+// said is what the engine logged on the named resource, line by line: a command's output, which
+// the command provider logs as it comes.
+func said(engine []apitype.EngineEvent, name string) []string {
+	var lines []string
+	for _, e := range engine {
+		if d := e.DiagnosticEvent; d != nil && strings.HasSuffix(d.URN, "::"+name) {
+			lines = append(lines, strings.Split(strings.TrimRight(d.Message, "\n"), "\n")...)
+		}
+	}
+	return lines
 }
 
 func (l *lab) mustUp() step {

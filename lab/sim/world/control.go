@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 )
@@ -63,6 +64,8 @@ func (w *World) Snapshot() State {
 // Serve answers the control API on a unix socket until the listener closes:
 //
 //	GET  /state                          the world (State)
+//	GET  /goroutines                     every goroutine's stack, with how long it has waited
+//	                                     (what a failed scenario keeps, to show a hung world)
 //	POST /nodes                          add a machine (NodeSpec) and power it on
 //	POST /adopted                        start the control plane of configured etcd members
 //	POST /nodes/<address>/unreachable    take a node off the network
@@ -88,6 +91,9 @@ func (w *World) Serve(socket string, shutdown func()) error {
 		_ = json.NewEncoder(rw).Encode(v)
 	}
 	mux.HandleFunc("GET /state", func(rw http.ResponseWriter, r *http.Request) { reply(rw, w.Snapshot(), nil) })
+	mux.HandleFunc("GET /goroutines", func(rw http.ResponseWriter, r *http.Request) {
+		_ = pprof.Lookup("goroutine").WriteTo(rw, 2)
+	})
 	mux.HandleFunc("POST /nodes", func(rw http.ResponseWriter, r *http.Request) {
 		var spec NodeSpec
 		if err := json.NewDecoder(r.Body).Decode(&spec); err != nil {

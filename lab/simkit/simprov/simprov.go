@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
@@ -25,6 +26,11 @@ type Request struct {
 	// News are the new inputs (creates and updates).
 	News    resource.PropertyMap
 	Preview bool
+	// Ctx is the operation's context: it ends when the engine cancels the operation or goes away.
+	Ctx context.Context
+	// Status logs an ephemeral status line on the resource, as a provider's LogStatus does (the
+	// engine shows it in the progress display and its event stream). Never nil.
+	Status func(msg string)
 }
 
 // Resource simulates one resource type.
@@ -223,7 +229,7 @@ func (s *server) diffWith(req *pulumirpc.DiffRequest, replaceKeys []string, repl
 	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME, Diffs: diffs, Replaces: replaces}, nil
 }
 
-func (s *server) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
+func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
 	typ, name := typeOf(req.GetUrn())
 	res, ok := s.resource(typ)
 	if !ok {
@@ -237,7 +243,7 @@ func (s *server) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulum
 		props, err := marshal(news)
 		return &pulumirpc.CreateResponse{Properties: props}, err
 	}
-	id, outputs, err := res.Create(Request{Type: typ, Name: name, News: news})
+	id, outputs, err := res.Create(Request{Type: typ, Name: name, News: news, Ctx: ctx, Status: s.status(ctx, req.GetUrn())})
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +277,7 @@ func (s *server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc
 	return &pulumirpc.ReadResponse{Id: id, Properties: props, Inputs: ins}, err
 }
 
-func (s *server) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
+func (s *server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
 	typ, name := typeOf(req.GetUrn())
 	olds, err := unmarshal(req.GetOlds())
 	if err != nil {
@@ -296,7 +302,8 @@ func (s *server) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulum
 			outputs[resource.PropertyKey(k)] = resource.MakeComputed(resource.NewStringProperty(""))
 		}
 	} else if res.Update != nil && !req.GetPreview() {
-		if outputs, err = res.Update(Request{Type: typ, Name: name, ID: req.GetId(), Olds: olds, OldInputs: oldInputs, News: news}); err != nil {
+		if outputs, err = res.Update(Request{Type: typ, Name: name, ID: req.GetId(), Olds: olds, OldInputs: oldInputs, News: news,
+			Ctx: ctx, Status: s.status(ctx, req.GetUrn())}); err != nil {
 			return nil, err
 		}
 	}
@@ -304,7 +311,7 @@ func (s *server) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulum
 	return &pulumirpc.UpdateResponse{Properties: props}, err
 }
 
-func (s *server) Delete(_ context.Context, req *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {
+func (s *server) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {
 	typ, name := typeOf(req.GetUrn())
 	olds, err := unmarshal(req.GetProperties())
 	if err != nil {
@@ -315,11 +322,17 @@ func (s *server) Delete(_ context.Context, req *pulumirpc.DeleteRequest) (*empty
 		return nil, err
 	}
 	if res, _ := s.resource(typ); res.Delete != nil {
-		if err := res.Delete(Request{Type: typ, Name: name, ID: req.GetId(), Olds: olds, OldInputs: oldInputs}); err != nil {
+		if err := res.Delete(Request{Type: typ, Name: name, ID: req.GetId(), Olds: olds, OldInputs: oldInputs,
+			Ctx: ctx, Status: s.status(ctx, req.GetUrn())}); err != nil {
 			return nil, err
 		}
 	}
 	return &emptypb.Empty{}, nil
+}
+
+// status logs ephemeral status lines on a resource; a line the engine does not take is dropped.
+func (s *server) status(ctx context.Context, urn string) func(string) {
+	return func(msg string) { _ = s.host.LogStatus(ctx, diag.Info, resource.URN(urn), msg) }
 }
 
 func (s *server) Invoke(_ context.Context, req *pulumirpc.InvokeRequest) (*pulumirpc.InvokeResponse, error) {

@@ -4,15 +4,20 @@
 // change runs update (or create when update is unset); a preview runs nothing; the script runs
 // with /bin/sh -c, the provider's environment plus the resource's, and on update and delete
 // PULUMI_COMMAND_STDOUT/STDERR of the previous run when they are not empty; stdout and stderr are
-// kept with one trailing newline trimmed; a non-zero exit fails the step and keeps the old state.
+// kept with one trailing newline trimmed; a non-zero exit fails the step and keeps the old state;
+// each line the script prints on stdout or stderr is logged as it comes, as an ephemeral status
+// line of the resource; the script is killed when the engine cancels the operation.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -43,7 +48,7 @@ func main() {
 					if script == "" {
 						return nil
 					}
-					_, err := run(simprov.Request{Name: r.Name, News: r.Olds}, script, "delete", r.Olds)
+					_, err := run(simprov.Request{Name: r.Name, News: r.Olds, Ctx: r.Ctx, Status: r.Status}, script, "delete", r.Olds)
 					return err
 				},
 			},
@@ -77,13 +82,29 @@ func run(r simprov.Request, script, which string, previous resource.PropertyMap)
 			}
 		}
 	}
-	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd := exec.CommandContext(r.Ctx, "/bin/sh", "-c", script) // commandOutputs.go:59
 	cmd.Env = env
+	// Every line goes to the log as the script prints it (commandOutputs.go:62-74,101-110; the
+	// default logging is stdoutAndStderr, local/logging.go:27-32; util/util.go:32-40 logs each
+	// line with InfoStatus).
+	logs, logw := io.Pipe()
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		lines := bufio.NewScanner(logs)
+		for lines.Scan() {
+			r.Status(lines.Text())
+		}
+		_, _ = io.Copy(io.Discard, logs)
+	}()
 	var stdout, stderr, combined bytes.Buffer
-	cmd.Stdout = multi(&stdout, &combined)
-	cmd.Stderr = multi(&stderr, &combined)
+	var mu sync.Mutex
+	cmd.Stdout = tee{&mu, &stdout, &combined, logw}
+	cmd.Stderr = tee{&mu, &stderr, &combined, logw}
 	start := time.Now()
 	err := cmd.Run()
+	_ = logw.Close()
+	<-logged
 	labevent.Log(labevent.Dir(), labevent.Event{Actor: "command", Op: which, Start: start, End: time.Now(), Detail: r.Name})
 	if err != nil {
 		return nil, fmt.Errorf("%w: running %q:\n%s", err, script, combined.String())
@@ -93,8 +114,18 @@ func run(r simprov.Request, script, which string, previous resource.PropertyMap)
 	return out, nil
 }
 
-type both struct{ a, b *bytes.Buffer }
+// tee writes what the script prints to its own buffer, the combined one and the log, one write
+// at a time (stdout and stderr are written from two goroutines).
+type tee struct {
+	mu       *sync.Mutex
+	own, all *bytes.Buffer
+	log      io.Writer
+}
 
-func (w both) Write(p []byte) (int, error) { w.a.Write(p); return w.b.Write(p) }
-
-func multi(a, b *bytes.Buffer) both { return both{a, b} }
+func (t tee) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.own.Write(p)
+	t.all.Write(p)
+	return t.log.Write(p)
+}
