@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/siderolabs/go-kubernetes/kubernetes/ssa"
@@ -96,7 +97,14 @@ func (w *World) kubeletUp(n *Node) {
 		ContainerRuntimeVersion: "containerd://2.1.5", KernelVersion: "6.12.57-talos", OperatingSystem: "linux", Architecture: "amd64",
 	}
 	nodes := k.client.CoreV1().Nodes()
-	_, err := nodes.Get(ctx, name, metav1.GetOptions{})
+	var err error
+	_ = w.retry(func() error {
+		_, err = nodes.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
 	switch {
 	case apierrors.IsNotFound(err):
 		node := &corev1.Node{
@@ -121,37 +129,40 @@ func (w *World) kubeletUp(n *Node) {
 		w.kubeErr("get node", n, err)
 		return
 	default:
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur, err := nodes.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			node := cur.DeepCopy()
-			var previous []string
-			_ = json.Unmarshal([]byte(node.Annotations[ownedLabels]), &previous)
-			for _, key := range previous {
-				if _, keep := labels[key]; !keep {
-					delete(node.Labels, key) // node_apply.go:385-391
+		// A conflict is tried again at once; any other failure after a moment, as a kubelet does.
+		err := w.retry(func() error {
+			return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur, err := nodes.Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					return err
 				}
-			}
-			for k, v := range labels {
-				node.Labels[k] = v
-			}
-			delete(node.Labels, downLabel)
-			node.Annotations[ownedLabels] = string(ownedJSON)
-			node.Spec.Taints = taints
-			if node.Annotations[cordonedBy] == "true" {
-				node.Spec.Unschedulable = false // node_apply.go:479-485
-				delete(node.Annotations, cordonedBy)
-			}
-			updated, err := nodes.Update(ctx, node, metav1.UpdateOptions{})
-			if err != nil {
+				node := cur.DeepCopy()
+				var previous []string
+				_ = json.Unmarshal([]byte(node.Annotations[ownedLabels]), &previous)
+				for _, key := range previous {
+					if _, keep := labels[key]; !keep {
+						delete(node.Labels, key) // node_apply.go:385-391
+					}
+				}
+				for k, v := range labels {
+					node.Labels[k] = v
+				}
+				delete(node.Labels, downLabel)
+				node.Annotations[ownedLabels] = string(ownedJSON)
+				node.Spec.Taints = taints
+				if node.Annotations[cordonedBy] == "true" {
+					node.Spec.Unschedulable = false // node_apply.go:479-485
+					delete(node.Annotations, cordonedBy)
+				}
+				updated, err := nodes.Update(ctx, node, metav1.UpdateOptions{})
+				if err != nil {
+					return err
+				}
+				updated.Status.NodeInfo = nodeInfo
+				updated.Status.Capacity, updated.Status.Allocatable = capacity, capacity
+				_, err = nodes.UpdateStatus(ctx, updated, metav1.UpdateOptions{})
 				return err
-			}
-			updated.Status.NodeInfo = nodeInfo
-			updated.Status.Capacity, updated.Status.Allocatable = capacity, capacity
-			_, err = nodes.UpdateStatus(ctx, updated, metav1.UpdateOptions{})
-			return err
+			})
 		})
 		if err != nil {
 			w.kubeErr("update node", n, err)
@@ -184,25 +195,46 @@ func (w *World) kubeletDown(n *Node) {
 	w.markPods(n, name, true)
 }
 
-// markPods annotates (down) or un-annotates the pods on a node.
+// markPods annotates (down) or un-annotates the pods on a node. Like a kubelet, which syncs its
+// pods until it succeeds, it tries again after a failed call.
 func (w *World) markPods(n *Node, nodeName string, down bool) {
 	k := w.kubeClient()
 	ctx := context.Background()
-	pods, err := k.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + nodeName})
-	if err != nil {
-		return
-	}
 	value := "null"
 	if down {
 		value = `"true"`
 	}
 	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%s}}}`, downLabel, value))
-	for _, p := range pods.Items {
-		if _, has := p.Annotations[downLabel]; has == down {
-			continue
+	if err := w.retry(func() error {
+		pods, err := k.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + nodeName})
+		if err != nil {
+			return err
 		}
-		_, _ = k.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		for _, p := range pods.Items {
+			if _, has := p.Annotations[downLabel]; has == down {
+				continue
+			}
+			if _, err := k.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		w.kubeErr(map[bool]string{true: "mark pods down", false: "mark pods up"}[down], n, err)
 	}
+}
+
+// retry calls f until it succeeds, 20 times at most, a quarter of a second apart (wall time: the
+// API server's own pace, not the hardware's), and returns its last error.
+func (w *World) retry(f func() error) error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = f(); err == nil {
+			return nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return err
 }
 
 func (w *World) kubeErr(what string, n *Node, err error) {
@@ -221,37 +253,59 @@ func (w *World) syncStaticPods(n *Node, rt *bootRuntime, cfg *machineConfig) {
 	ctx := context.Background()
 	node := cfg.hostname()
 	pods := k.client.CoreV1().Pods("kube-system")
-	owner, err := k.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-	if err != nil {
+	var owner *corev1.Node
+	if err := w.retry(func() (err error) {
+		owner, err = k.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		return err
+	}); err != nil {
+		w.kubeErr("static pods", n, err)
 		return
 	}
 	for _, c := range controlPlaneConfigs(cfg) {
 		name := c.id + "-" + node
 		version := rt.configVersion(c.id)
-		if cur, err := pods.Get(ctx, name, metav1.GetOptions{}); err == nil {
-			if cur.Annotations[constants.AnnotationStaticPodConfigVersion] == version && cur.Spec.Containers[0].Image == c.image {
-				continue
+		// The kubelet keeps at its mirror pod until it matches: a failed call is tried again.
+		err := w.retry(func() error {
+			cur, err := pods.Get(ctx, name, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+			case err != nil:
+				return err
+			case cur.Annotations[constants.AnnotationStaticPodConfigVersion] == version && cur.Spec.Containers[0].Image == c.image:
+				return nil
+			default:
+				if err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil && !apierrors.IsNotFound(err) {
+					return err
+				}
+				if err := waitGone(ctx, func() error { _, err := pods.Get(ctx, name, metav1.GetOptions{}); return err }); err != nil {
+					return err
+				}
 			}
-			_ = pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
-			_ = waitGone(ctx, func() error { _, err := pods.Get(ctx, name, metav1.GetOptions{}); return err })
-		}
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kube-system",
-				Labels: map[string]string{"tier": "control-plane", "k8s-app": c.id, "component": c.id,
-					"app.kubernetes.io/name": c.id, "app.kubernetes.io/version": strings.TrimPrefix(imageTag(c.image), "v"),
-					"app.kubernetes.io/component": "control-plane", "app.kubernetes.io/managed-by": "Talos"},
-				Annotations: map[string]string{constants.AnnotationStaticPodConfigVersion: version, constants.AnnotationStaticPodSecretsVersion: "1",
-					"kubernetes.io/config.mirror": version, "kubernetes.io/config.source": "http"},
-				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node, UID: owner.UID, Controller: ptr(true)}},
-			},
-			Spec: corev1.PodSpec{NodeName: node, HostNetwork: true, PriorityClassName: "system-cluster-critical",
-				Containers:  []corev1.Container{{Name: c.id, Image: c.image}},
-				Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}}},
-		}
-		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return createMirrorPod(ctx, pods, name, node, version, owner, c)
+		})
+		if err != nil {
 			w.kubeErr("static pod "+name, n, err)
 		}
 	}
+}
+
+// createMirrorPod creates a control plane's mirror pod of component c.
+func createMirrorPod(ctx context.Context, pods typedcorev1.PodInterface, name, node, version string, owner *corev1.Node, c controlPlaneConfig) error {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kube-system",
+			Labels: map[string]string{"tier": "control-plane", "k8s-app": c.id, "component": c.id,
+				"app.kubernetes.io/name": c.id, "app.kubernetes.io/version": strings.TrimPrefix(imageTag(c.image), "v"),
+				"app.kubernetes.io/component": "control-plane", "app.kubernetes.io/managed-by": "Talos"},
+			Annotations: map[string]string{constants.AnnotationStaticPodConfigVersion: version, constants.AnnotationStaticPodSecretsVersion: "1",
+				"kubernetes.io/config.mirror": version, "kubernetes.io/config.source": "http"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node, UID: owner.UID, Controller: ptr(true)}},
+		},
+		Spec: corev1.PodSpec{NodeName: node, HostNetwork: true, PriorityClassName: "system-cluster-critical",
+			Containers:  []corev1.Container{{Name: c.id, Image: c.image}},
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}}},
+	}
+	_, err := pods.Create(ctx, pod, metav1.CreateOptions{})
+	return err
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -109,44 +109,54 @@ func startKube(dir string, caCert, caKey, saKey []byte, sans []string) (*kube, e
 	caFile := write("ca.crt", caCert)
 	write("ca.key", caKey)
 	saFile := write("sa.key", saKey)
-	etcdPort, err := freePort()
-	if err != nil {
-		return nil, err
+	logs := filepath.Join(dir, "logs")
+	_ = os.MkdirAll(logs, 0o700)
+	k.etcdData = filepath.Join(dir, "etcd")
+	// A port freePort found free can be taken before the process binds it (another shard's
+	// connection, on a busy machine): a process that could not bind starts again on new ports.
+	var server string
+	for attempt := 1; ; attempt++ {
+		if k.etcdPort, err = freePort(); err != nil {
+			return nil, err
+		}
+		if k.peerPort, err = freePort(); err != nil {
+			return nil, err
+		}
+		if k.apiPort, err = freePort(); err != nil {
+			return nil, err
+		}
+		server = fmt.Sprintf("https://127.0.0.1:%d", k.apiPort)
+		if err := k.startEtcd(); err != nil {
+			return nil, err
+		}
+		if err := k.start("kube-apiserver",
+			fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", k.etcdPort),
+			"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", k.apiPort),
+			"--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
+			"--tls-cert-file="+filepath.Join(dir, "apiserver.crt"), "--tls-private-key-file="+filepath.Join(dir, "apiserver.key"),
+			"--client-ca-file="+caFile, "--authorization-mode=Node,RBAC",
+			"--service-account-key-file="+saFile, "--service-account-signing-key-file="+saFile,
+			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+			"--service-cluster-ip-range=10.96.0.0/12", "--allow-privileged=true"); err != nil {
+			return nil, err
+		}
+		err := waitHTTPS(server+"/readyz", caCert, k.admin, 60*time.Second)
+		if err == nil {
+			break
+		}
+		taken := k.bindFailed("etcd", k.etcdPort) || k.bindFailed("etcd", k.peerPort) || k.bindFailed("kube-apiserver", k.apiPort)
+		k.stopProc("kube-apiserver")
+		k.stopProc("etcd")
+		if !taken || attempt == 3 {
+			k.stop()
+			return nil, fmt.Errorf("kube-apiserver: %w (logs in %s)", err, logs)
+		}
+		_ = os.RemoveAll(k.etcdData)
 	}
-	peerPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	if k.apiPort, err = freePort(); err != nil {
-		return nil, err
-	}
-	server := fmt.Sprintf("https://127.0.0.1:%d", k.apiPort)
 	kubeconfig := func(name string, l *leaf) string {
 		return write(name+".kubeconfig", []byte(kubeconfigText("lab", server, caCert, l.certPEM, l.keyPEM)))
 	}
 	adminKC := kubeconfig("admin", k.admin)
-
-	logs := filepath.Join(dir, "logs")
-	_ = os.MkdirAll(logs, 0o700)
-	k.etcdPort, k.peerPort, k.etcdData = etcdPort, peerPort, filepath.Join(dir, "etcd")
-	if err := k.startEtcd(); err != nil {
-		return nil, err
-	}
-	if err := k.start("kube-apiserver",
-		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdPort),
-		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", k.apiPort),
-		"--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
-		"--tls-cert-file="+filepath.Join(dir, "apiserver.crt"), "--tls-private-key-file="+filepath.Join(dir, "apiserver.key"),
-		"--client-ca-file="+caFile, "--authorization-mode=Node,RBAC",
-		"--service-account-key-file="+saFile, "--service-account-signing-key-file="+saFile,
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-cluster-ip-range=10.96.0.0/12", "--allow-privileged=true"); err != nil {
-		return nil, err
-	}
-	if err := waitHTTPS(server+"/readyz", caCert, k.admin, 60*time.Second); err != nil {
-		k.stop()
-		return nil, fmt.Errorf("kube-apiserver: %w (logs in %s)", err, logs)
-	}
 	if err := k.start("kube-controller-manager", "--kubeconfig="+kubeconfig("kcm", kcm),
 		"--leader-elect=false", "--use-service-account-credentials", "--secure-port=0",
 		"--service-account-private-key-file="+saFile, "--root-ca-file="+caFile,
@@ -175,6 +185,12 @@ func startKube(dir string, caCert, caKey, saKey []byte, sans []string) (*kube, e
 		return nil, err
 	}
 	return k, nil
+}
+
+// bindFailed reports whether the named process's log says it could not listen on port.
+func (k *kube) bindFailed(name string, port int) bool {
+	b, _ := os.ReadFile(filepath.Join(k.dir, "logs", name+".log"))
+	return strings.Contains(string(b), fmt.Sprintf("127.0.0.1:%d: bind: address already in use", port))
 }
 
 // startEtcd starts the real etcd on its data directory.

@@ -49,6 +49,10 @@ type World struct {
 	// (by address) ever held.
 	vips    map[string]*vipState
 	vipHeld map[string][]string
+	// syncing serializes syncAPIServers, which reads the nodes and then serves what it read: two
+	// at once (one node booting, another applying a config) could otherwise land the older view
+	// last, and leave a running control plane's API port closed. Taken before w.mu and n.mu.
+	syncing sync.Mutex
 }
 
 type etcdMember struct {
@@ -364,6 +368,8 @@ func (n *Node) running() bool {
 // syncAPIServers makes the Kubernetes API reachable at each running control plane that is on the
 // network while etcd has quorum: without a majority of members the API servers cannot serve.
 func (w *World) syncAPIServers() {
+	w.syncing.Lock()
+	defer w.syncing.Unlock()
 	for _, n := range w.allNodes() {
 		w.joinEtcd(n)
 	}
