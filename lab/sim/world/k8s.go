@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/util/retry"
@@ -224,17 +225,13 @@ func (w *World) markPods(n *Node, nodeName string, down bool) {
 	}
 }
 
-// retry calls f until it succeeds, 20 times at most, a quarter of a second apart (wall time: the
-// API server's own pace, not the hardware's), and returns its last error.
+// kubeletRetry paces the simulated kubelet's calls after a failure: 20 tries a quarter of a
+// second apart (wall time: the API server's own pace, not the hardware's).
+var kubeletRetry = wait.Backoff{Steps: 20, Duration: 250 * time.Millisecond, Factor: 1}
+
+// retry calls f until it succeeds or kubeletRetry runs out, and returns its last error.
 func (w *World) retry(f func() error) error {
-	var err error
-	for i := 0; i < 20; i++ {
-		if err = f(); err == nil {
-			return nil
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	return err
+	return retry.OnError(kubeletRetry, func(error) bool { return true }, f)
 }
 
 func (w *World) kubeErr(what string, n *Node, err error) {
