@@ -1,7 +1,7 @@
 //go:build tools
 
 // Package kube pins the module graph of the Kubernetes control plane the lab runs
-// (k8s.io/kubernetes v1.34.1, its staging modules replaced by the published v0.34.1 ones).
+// (k8s.io/kubernetes v1.35.8, its staging modules replaced by the published v0.35.8 ones).
 package kube
 
 import (

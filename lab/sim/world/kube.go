@@ -27,7 +27,7 @@ import (
 )
 
 // kube is the cluster's Kubernetes control plane: one real etcd, kube-apiserver,
-// kube-controller-manager and kube-scheduler (v1.34.1, built from k8s.io/kubernetes) and KWOK in
+// kube-controller-manager and kube-scheduler (v1.35.8, built from k8s.io/kubernetes) and KWOK in
 // place of every node's kubelet, all on loopback. The world starts it when etcd is bootstrapped,
 // with the cluster's own Kubernetes CA and service-account key from the bootstrap node's machine
 // config, so the kubeconfig a node serves is trusted by it as on real hardware.
@@ -376,7 +376,7 @@ func (k *kube) issueServing(sans []string) (*leaf, error) {
 // serveSANs issues the serving certificate again when the names it must hold change, as Talos
 // does when a control plane's SANs change (controllers/secrets/kubernetes_dynamic_certs.go:104-105,
 // 152,194). kube-apiserver reloads --tls-cert-file and --tls-private-key-file as they change on disk
-// (k8s.io/apiserver v0.34.1 pkg/server/options/serving.go:304, dynamiccertificates/
+// (k8s.io/apiserver v0.35.8 pkg/server/options/serving.go:304, dynamiccertificates/
 // dynamic_serving_content.go:131-188: an fsnotify watch, and a check every minute).
 func (k *kube) serveSANs(sans []string) error {
 	k.mu.Lock()
